@@ -1,0 +1,103 @@
+"""The one in-memory dataset type shared by loaders, training and explainers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import UserError
+
+FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+
+
+def canonical_split(name: str | None) -> str | None:
+    """'privatetest', 'private' or 'PrivateTest' -> 'PrivateTest'; None stays None."""
+    if name is None:
+        return None
+    key = name.strip().lower().replace("_", "").replace("-", "")
+    for split in SPLITS:
+        if key in (split.lower(), split.lower().replace("test", ""), split.lower()[:-4]):
+            return split
+    if key in ("train", "training"):
+        return "Training"
+    raise UserError(f"unknown split {name!r}", f"use one of {', '.join(SPLITS)}")
+
+
+@dataclass
+class Dataset:
+    """Images with optional labels.
+
+    ``images`` has shape (N, H, W, C) with values on the 0-255 scale (uint8, or float for formats that store
+    floats); ``labels`` holds class indices into ``class_names`` or is None for unlabelled data (``test.csv``).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    class_names: tuple[str, ...]
+    source: str
+    split: str | None = None
+    format: str = ""
+    ids: np.ndarray | None = None
+    usage: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.images.ndim == 3:
+            self.images = self.images[..., None]
+        if self.images.ndim != 4:
+            raise UserError(f"{self.source}: images must be (N, H, W[, C]), got shape {self.images.shape}")
+        if self.labels is not None and len(self.labels) != len(self.images):
+            raise UserError(f"{self.source}: {len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, index) -> Dataset:
+        """A new Dataset of the selected rows (a slice, mask or index array)."""
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        return Dataset(
+            images=self.images[index],
+            labels=pick(self.labels),
+            class_names=self.class_names,
+            source=self.source,
+            split=self.split,
+            format=self.format,
+            ids=pick(self.ids),
+            usage=pick(self.usage),
+        )
+
+    def select_split(self, split: str | None) -> Dataset:
+        """Rows of one FER2013 Usage split; sources without a Usage column only accept None."""
+        split = canonical_split(split)
+        if split is None:
+            return self
+        if self.usage is None:
+            if self.split in (None, split):
+                return self
+            raise UserError(f"{self.source} holds the {self.split} split only, not {split}", "drop --split")
+        chosen = self.subset(self.usage == SPLITS.index(split))
+        chosen.split = split
+        chosen.usage = None
+        if len(chosen) == 0:
+            raise UserError(f"{self.source} has no rows in split {split}", "pick another --split")
+        return chosen
+
+
+class DatasetFormat(Protocol):
+    """What a dataset plugin registers."""
+
+    name: str
+    description: str
+
+    def detect(self, path: Path) -> bool:
+        """True when this format can read ``path`` (cheap: look at the name and the first bytes only)."""
+
+    def load(self, path: Path) -> Dataset:
+        """Read the whole source; raise ``UserError`` naming file and line for malformed content."""

@@ -1,0 +1,1 @@
+"""Model architectures (plugins) and loading of any saved Keras model."""

@@ -1,0 +1,104 @@
+"""Typed options for plugins: a plugin declares a dataclass, users pass ``KEY=VALUE`` strings.
+
+Values are converted by the field's type annotation and then checked by the dataclass's ``__post_init__``
+(which raises ``ValueError`` with a readable message); both failures become one-line ``UserError``s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+from .errors import UserError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(text: str, annotation: Any, where: str) -> Any:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if type(None) in args and text.strip().lower() in ("", "none", "null"):
+            return None
+        others = [a for a in args if a is not type(None)]
+        errors = []
+        for candidate in others:
+            try:
+                return _convert(text, candidate, where)
+            except UserError as exc:
+                errors.append(exc.message)
+        raise UserError(errors[0] if errors else f"{where}: cannot read {text!r}")
+    if origin is Literal:
+        if text in args:
+            return text
+        raise UserError(f"{where}: {text!r} is not one of {', '.join(map(str, args))}")
+    if origin in (tuple, list):
+        item_type = args[0] if args else str
+        parts = [p for p in text.replace(";", ",").split(",") if p.strip()]
+        values = [_convert(p.strip(), item_type, where) for p in parts]
+        return tuple(values) if origin is tuple else values
+    if annotation is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise UserError(f"{where}: expected true or false, got {text!r}")
+    if annotation in (int, float):
+        try:
+            return annotation(text)
+        except ValueError:
+            kind = "a whole number" if annotation is int else "a number"
+            raise UserError(f"{where}: expected {kind}, got {text!r}") from None
+    if annotation is str:
+        return text
+    raise UserError(f"{where}: unsupported option type {annotation!r}")
+
+
+def field_types(options_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(options_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(options_cls)}
+
+
+def parse_options(options_cls: type, raw: dict[str, str], owner: str) -> Any:
+    """Build ``options_cls`` from ``KEY=VALUE`` strings; unknown keys get the closest valid suggestion."""
+    types = field_types(options_cls)
+    values: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in types:
+            close = difflib.get_close_matches(key, list(types), n=1)
+            hint = f"did you mean {owner}.{close[0]}?" if close else ""
+            valid = ", ".join(types) or "none"
+            raise UserError(f"unknown option {owner}.{key}", f"{hint} valid options: {valid}".strip())
+        values[key] = _convert(str(text), types[key], f"option {owner}.{key}")
+    return build_options(options_cls, values, owner)
+
+
+def build_options(options_cls: type, values: dict[str, Any], owner: str) -> Any:
+    """Instantiate an options dataclass from Python values, turning validation errors into UserErrors."""
+    try:
+        return options_cls(**values)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"invalid options for {owner}: {exc}") from None
+
+
+def describe_options(options_cls: type) -> list[dict[str, str]]:
+    """Name, type, default and help (from ``field(metadata={'help': ...})``) of every option."""
+    rows = []
+    for f in dataclasses.fields(options_cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        annotation = field_types(options_cls)[f.name]
+        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        rows.append(
+            {"name": f.name, "type": type_name, "default": repr(default), "help": f.metadata.get("help", "")}
+        )
+    return rows
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's word
+    """A dataclass field with a help text; mutable defaults are wrapped in a factory."""
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})

@@ -1,0 +1,143 @@
+"""The plugin registry: one pluggy ``PluginManager`` fed from the ``xai_fer`` entry-point group.
+
+Built-in plugins are entry points of the ``xai-fer`` distribution itself, so they take exactly the path a
+third-party plugin takes. Set ``XAI_FER_DISABLE_PLUGINS=1`` to load only the built-in ones (the tests do).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as metadata
+import os
+from dataclasses import dataclass, field
+
+import pluggy
+
+from . import hookspecs
+from .errors import UserError
+
+ENTRY_POINT_GROUP = "xai_fer"
+DISABLE_ENV = "XAI_FER_DISABLE_PLUGINS"
+OWN_DISTRIBUTION = "xai-fer"
+KINDS = ("models", "explainers", "datasets")
+
+_manager: pluggy.PluginManager | None = None
+
+
+def _third_party_disabled() -> bool:
+    return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _new_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager("xai_fer")
+    manager.add_hookspecs(hookspecs)
+    only_builtin = _third_party_disabled()
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist.name if entry_point.dist else None
+        if only_builtin and (dist or "").replace("_", "-").lower() != OWN_DISTRIBUTION:
+            continue
+        if manager.get_plugin(entry_point.name) is not None or manager.is_blocked(entry_point.name):
+            continue
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:  # a broken third-party plugin must not take the whole tool down silently
+            raise UserError(
+                f"plugin {entry_point.name!r} (from {dist or 'unknown package'}) failed to import: {exc}",
+                f"fix or uninstall it, or set {DISABLE_ENV}=1 to load only the built-in plugins",
+            ) from exc
+        manager.register(plugin, name=entry_point.name)
+        if dist:
+            manager._plugin_distinfo.append((plugin, entry_point.dist))  # so list_plugin_distinfo() knows it
+    manager.check_pending()
+    return manager
+
+
+def get_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, created on first use."""
+    global _manager
+    if _manager is None:
+        _manager = _new_manager()
+    return _manager
+
+
+def reset() -> None:
+    """Forget the manager, so that the next call re-reads the entry points (used by tests)."""
+    global _manager
+    _manager = None
+
+
+def _collect(kind: str) -> dict[str, tuple[object, str]]:
+    """Call ``register_<kind>`` on every plugin, one by one, so each registered object knows its plugin."""
+    manager = get_manager()
+    found: dict[str, tuple[object, str]] = {}
+    for impl in getattr(manager.hook, f"register_{kind}").get_hookimpls():
+        plugin_name = impl.plugin_name
+
+        def register(obj, _plugin=plugin_name):
+            name = getattr(obj, "name", None)
+            if not isinstance(name, str) or not name:
+                raise UserError(f"plugin {_plugin!r} registered a {kind[:-1]} without a name")
+            if name in found:
+                raise UserError(
+                    f"two plugins register the {kind[:-1]} {name!r}: {found[name][1]!r} and {_plugin!r}",
+                    "uninstall one of them or rename the name it registers",
+                )
+            found[name] = (obj, _plugin)
+
+        impl.function(register=register)
+    return found
+
+
+def models() -> dict[str, object]:
+    """Model architectures by name."""
+    return {name: obj for name, (obj, _) in _collect("models").items()}
+
+
+def explainers() -> dict[str, object]:
+    """Explainers by name."""
+    return {name: obj for name, (obj, _) in _collect("explainers").items()}
+
+
+def datasets() -> dict[str, object]:
+    """Dataset formats by name, in registration order (the order auto-detection tries them in)."""
+    return {name: obj for name, (obj, _) in _collect("datasets").items()}
+
+
+def lookup(kind: str, name: str) -> object:
+    """One registered object, or a UserError that suggests the closest valid name."""
+    table = {"models": models, "explainers": explainers, "datasets": datasets}[kind]()
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(name, list(table), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else ""
+    valid = ", ".join(sorted(table)) or "none installed"
+    raise UserError(f"unknown {kind[:-1]} {name!r}", f"{hint} valid: {valid}".strip())
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    package: str | None
+    version: str | None
+    registers: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "package": self.package, "version": self.version, "registers": self.registers}
+
+
+def plugin_infos() -> list[PluginInfo]:
+    """Every loaded plugin with its package, version and what it registers."""
+    manager = get_manager()
+    dists = {id(plugin): dist for plugin, dist in manager.list_plugin_distinfo()}
+    infos: dict[str, PluginInfo] = {}
+    for name, plugin in manager.list_name_plugin():
+        dist = dists.get(id(plugin))
+        infos[name] = PluginInfo(
+            name=name,
+            package=dist.project_name if dist else None,
+            version=dist.version if dist else None,
+        )
+    for kind in KINDS:
+        for thing, (_, plugin_name) in _collect(kind).items():
+            infos[plugin_name].registers.setdefault(kind, []).append(thing)
+    return sorted(infos.values(), key=lambda info: (info.package != OWN_DISTRIBUTION, info.name))

@@ -1,0 +1,1 @@
+"""Training of registered model architectures (`xai-fer train`)."""
