@@ -1,0 +1,130 @@
+"""The ``xai-fer`` command line. Heavy imports (TensorFlow, Keras) happen inside commands, never at start-up,
+so ``xai-fer --help`` and ``xai-fer plugins`` stay instant."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import UserError
+
+app = typer.Typer(
+    name="xai-fer",
+    help="Explain image classifiers (any saved Keras model), starting with facial expressions (FER2013).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"xai-fer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+):
+    _state["debug"] = debug
+
+
+def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"{what} {pair!r} is not KEY=VALUE", f"write it like --{what} name=value")
+        parsed[key.strip()] = value
+    return parsed
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False):
+    """List installed plugins, their versions and what they register."""
+    from .registry import plugin_infos
+
+    infos = plugin_infos()
+    if as_json:
+        console.print_json(json.dumps([info.as_dict() for info in infos]))
+        return
+    from rich.table import Table
+
+    table = Table(title="xai-fer plugins")
+    for column in ("plugin", "package", "version", "models", "explainers", "datasets"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(info.name, info.package or "-", info.version or "-",
+                      *(", ".join(info.registers.get(kind, [])) for kind in ("models", "explainers", "datasets")))
+    console.print(table)
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="Registered architecture, e.g. cnn or dnn (see `xai-fer plugins`).")],
+    data: Annotated[str, typer.Option("--data", help="Labelled source: fer2013.csv, train.csv, folder, .h5, .npz")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the model, history, curves and metrics.")],
+    preset: Annotated[str, typer.Option(help="Training recipe: study (the paper's) or improved.")] = "study",
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's number of epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed; makes a CPU run repeatable.")] = None,
+    setting: Annotated[list[str], typer.Option("--set", help="Any training setting as KEY=VALUE (repeatable).")] = [],  # noqa: B006
+    option: Annotated[list[str], typer.Option("--option", help="Architecture option KEY=VALUE (repeatable).")] = [],  # noqa: B006
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.")] = False,
+    strategy: Annotated[str | None, typer.Option(help="'mirrored': tf.distribute.MirroredStrategy.")] = None,
+    data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
+):
+    """Train a registered architecture (the study's protocol by default)."""
+    from .data import load_dataset
+    from .options import parse_options
+    from .training.config import PRESETS, TrainConfig
+    from .training.trainer import train as run_training
+
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}", f"use one of {', '.join(PRESETS)}")
+    import dataclasses
+
+    overrides = _parse_pairs(setting, "set")
+    config = parse_options(TrainConfig, {**_as_strings(dataclasses.asdict(PRESETS[preset])), **overrides}, "train")
+    explicit = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)) if v is not None}
+    config = dataclasses.replace(config, **explicit)
+    dataset = load_dataset(data, format=data_format)
+    command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    result = run_training(model, dataset, out, config, _parse_pairs(option, "option"), resume=resume,
+                          strategy=strategy, deterministic=seed is not None, command=command)
+    splits = result.metrics["splits"]
+    console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, "
+                  f"best epoch {result.metrics['best_epoch']}/{result.epochs_run})")
+    for split, block in splits.items():
+        shown = ", ".join(f"{name} {b['accuracy']:.2%}" for name, b in block.items())
+        console.print(f"{split}: {shown}")
+
+
+def _as_strings(values: dict) -> dict[str, str]:
+    return {k: ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v) for k, v in values.items()}
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2 (tracebacks only with --debug)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        app()
+    except UserError as exc:
+        if "--debug" in sys.argv[1:]:
+            raise
+        err_console.print(f"[bold red]Error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)

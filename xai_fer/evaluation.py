@@ -1,0 +1,27 @@
+"""Accuracy of a model on labelled images: overall, per class, with an optional mirrored test-time view."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def predict_probabilities(model, x: np.ndarray, batch_size: int = 256, tta_flip: bool = False) -> np.ndarray:
+    """Class probabilities for model-ready inputs ``x``; with ``tta_flip`` averaged with the mirrored images."""
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    if tta_flip:
+        probs = (probs + np.asarray(model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0))) / 2
+    return probs
+
+
+def accuracy_report(probs: np.ndarray, labels: np.ndarray, class_names) -> dict:
+    predicted = probs.argmax(axis=1)
+    per_class = {}
+    for index, name in enumerate(class_names):
+        rows = labels == index
+        per_class[name] = {"n": int(rows.sum()),
+                           "accuracy": float((predicted[rows] == index).mean()) if rows.any() else None}
+    return {"n": int(len(labels)), "accuracy": float((predicted == labels).mean()), "per_class": per_class}
+
+
+def evaluate_arrays(model, x, labels, class_names, tta_flip: bool = False) -> dict:
+    return accuracy_report(predict_probabilities(model, x, tta_flip=tta_flip), np.asarray(labels), class_names)

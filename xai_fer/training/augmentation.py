@@ -1,0 +1,25 @@
+"""Augmentation as Keras preprocessing layers: part of the training model, so it runs on whatever device
+(and backend: TensorFlow or JAX) trains, and is inactive at inference."""
+
+from __future__ import annotations
+
+from .config import TrainConfig
+
+
+def build_augmentation(config: TrainConfig):
+    import keras
+    from keras import layers
+
+    steps = []
+    if config.flip:
+        steps.append(layers.RandomFlip("horizontal", seed=config.seed, name="aug_flip"))
+    if config.rotation > 0:
+        steps.append(layers.RandomRotation(config.rotation / 360.0, fill_mode="nearest", seed=config.seed + 1,
+                                           name="aug_rotation"))
+    if config.shift > 0:
+        steps.append(layers.RandomTranslation(config.shift, config.shift, fill_mode="nearest",
+                                              seed=config.seed + 2, name="aug_shift"))
+    if config.zoom > 0:
+        steps.append(layers.RandomZoom(config.zoom, config.zoom, fill_mode="nearest", seed=config.seed + 3,
+                                       name="aug_zoom"))
+    return keras.Sequential(steps, name="augmentation")

@@ -1,0 +1,64 @@
+"""Training settings and the named presets (``study`` reproduces the paper, ``improved`` beats it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from ..options import option
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = option(100, "passes over the training images")
+    batch_size: int = option(32, "images per gradient step")
+    learning_rate: float = option(1e-3, "Adam's (peak) learning rate")
+    schedule: Literal["constant", "cosine"] = option("constant", "learning-rate schedule over all epochs")
+    warmup_epochs: int = option(0, "epochs of linear warm-up before the cosine decay")
+    weight_decay: float = option(0.0, "decoupled weight decay (AdamW) when > 0")
+    label_smoothing: float = option(0.0, "cross-entropy label smoothing")
+    validation: Literal["holdout", "publictest"] = option(
+        "holdout", "holdout: last fraction of the shuffled Training split; publictest: the PublicTest split"
+    )
+    validation_fraction: float = option(0.2, "share of the shuffled Training split held out (holdout)")
+    shift: float = option(0.1, "random shift, as a fraction of height and width")
+    rotation: float = option(10.0, "random rotation, in degrees either way")
+    zoom: float = option(0.1, "random zoom, as a fraction")
+    flip: bool = option(True, "random horizontal flip")
+    tta_flip: bool = option(False, "also average predictions over the mirrored image when evaluating")
+    seed: int = option(0, "seed for the split, initialisation, shuffling and augmentation")
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError("validation_fraction must be between 0 and 1")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError("label_smoothing must be in [0, 1)")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The study: shuffled 80/20 split, shift/rotation/flip/zoom, batch 32, Adam, cross-entropy, 100 epochs.
+STUDY = TrainConfig()
+
+# What the reference models were trained with: all of Training (PublicTest validates, as on the Kaggle
+# leaderboard), a cosine schedule with warm-up, AdamW, label smoothing and a mirrored test-time view.
+IMPROVED = dataclasses.replace(
+    STUDY,
+    epochs=60,
+    batch_size=64,
+    learning_rate=2e-3,
+    schedule="cosine",
+    warmup_epochs=2,
+    weight_decay=1e-4,
+    label_smoothing=0.1,
+    validation="publictest",
+    tta_flip=True,
+)
+
+PRESETS = {"study": STUDY, "improved": IMPROVED}

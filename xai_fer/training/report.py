@@ -1,0 +1,42 @@
+"""Training history as CSV and JSON, and the loss/accuracy curves as a PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from .. import atomic
+
+
+def write_history(out_dir: Path, history: dict) -> None:
+    keys = list(history)
+    rows = zip(*(history[k] for k in keys), strict=False)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["epoch", *keys])
+    for epoch, row in enumerate(rows, start=1):
+        writer.writerow([epoch, *(f"{v:.6g}" for v in row)])
+    atomic.write_text(out_dir / "history.csv", buffer.getvalue())
+    atomic.write_json(out_dir / "history.json", history)
+
+
+def write_curves(path: Path, history: dict, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        epochs = range(1, len(history.get(metric, [])) + 1)
+        ax.plot(epochs, history.get(metric, []), label="train")
+        ax.plot(epochs, history.get(f"val_{metric}", []), label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    atomic.write_with(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
