@@ -1,0 +1,51 @@
+"""Tiny Keras models of the shapes users bring, for fast tests. Each builder is seeded and returns a model."""
+
+import keras
+from keras import layers
+
+
+def sequential_fused_softmax(input_shape=(48, 48, 1), classes=7):
+    """Sequential, softmax fused into the last Dense layer."""
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Conv2D(4, 3, activation="relu", name="conv_a"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(6, 3, activation="relu", name="conv_b"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(classes, activation="softmax", name="out"),
+    ], name="seq_fused")
+
+
+def functional_separate_softmax(input_shape=(48, 48, 1), classes=7):
+    """Functional, softmax as its own Activation layer."""
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    x = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv_b")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, layers.Activation("softmax", name="softmax")(x), name="func_separate")
+
+
+def residual_separable_rgb64(input_shape=(64, 64, 3), classes=7):
+    """Functional with a residual add, separable convs and a 1x1 stride-2 conv at 64x64x3 (the input shape
+    whose eager backward pass crashes TF's oneDNN CPU kernels: gradients must be compiled)."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="stem")(inputs)
+    shortcut = layers.Conv2D(8, 1, strides=2, name="shortcut_1x1_s2")(x)
+    y = layers.SeparableConv2D(8, 3, padding="same", activation="relu", name="sep_a")(x)
+    y = layers.MaxPooling2D(2)(y)
+    x = layers.Add()([shortcut, y])
+    x = layers.SeparableConv2D(8, 3, padding="same", activation="relu", name="sep_b")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(classes)(x)
+    return keras.Model(inputs, layers.Activation("softmax")(x), name="residual_rgb64")
+
+
+ALL = {
+    "sequential_fused_softmax": sequential_fused_softmax,
+    "functional_separate_softmax": functional_separate_softmax,
+    "residual_separable_rgb64": residual_separable_rgb64,
+}
