@@ -36,11 +36,16 @@ def _version(value: bool):
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and TensorFlow's logs.")] = False,
 ):
     _state["debug"] = debug
+    if ctx.invoked_subcommand not in (None, "plugins") and not debug:
+        from .quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
 
 
 def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
@@ -84,7 +89,7 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed; makes a CPU run repeatable.")] = None,
     setting: Annotated[list[str], typer.Option("--set", help="Any training setting as KEY=VALUE (repeatable).")] = [],  # noqa: B006
     option: Annotated[list[str], typer.Option("--option", help="Architecture option KEY=VALUE (repeatable).")] = [],  # noqa: B006
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out from its checkpoint.")] = False,
     strategy: Annotated[str | None, typer.Option(help="'mirrored': tf.distribute.MirroredStrategy.")] = None,
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
 ):
@@ -112,6 +117,97 @@ def train(
     for split, block in splits.items():
         shown = ", ".join(f"{name} {b['accuracy']:.2%}" for name, b in block.items())
         console.print(f"{split}: {shown}")
+
+
+_MODEL_ARG = typer.Argument(help="A saved Keras model (.keras, or Keras-2 .h5).")
+_PREPROCESS = typer.Option(help="Input scaling: auto, unit [0,1], symmetric [-1,1], raw [0,255], standardize.")
+_UNSAFE = typer.Option("--unsafe", help="Allow models that carry code (Lambda layers). Only for trusted files.")
+
+
+@app.command()
+def info(
+    model: Annotated[Path, _MODEL_ARG],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    unsafe: Annotated[bool, _UNSAFE] = False,
+):
+    """Input and output, layers, parameter count and softmax handling of a saved model."""
+    from .models.introspect import inspect_model
+    from .models.loading import load_model
+
+    details = inspect_model(load_model(model, unsafe=unsafe)).as_dict()
+    if as_json:
+        console.print_json(json.dumps(details))
+        return
+    from rich.table import Table
+
+    table = Table(title=str(model), show_header=False)
+    for key, value in details.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else f"{value:,}" if isinstance(value, int)
+                      and not isinstance(value, bool) else str(value))
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, _MODEL_ARG],
+    data: Annotated[str, typer.Option("--data", help="Labelled source: fer2013.csv, train.csv, folder, .h5, .npz")],
+    split: Annotated[str | None, typer.Option(help="Training, PublicTest or PrivateTest (sources with Usage).")] = None,
+    preprocess: Annotated[str, _PREPROCESS] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    unsafe: Annotated[bool, _UNSAFE] = False,
+    data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
+):
+    """Accuracy and per-class accuracy of a saved model on labelled data."""
+    from .data import load_dataset
+    from .evaluation import evaluate_model
+    from .models.loading import load_model
+
+    loaded = load_model(model, unsafe=unsafe)
+    dataset = load_dataset(data, split=split, format=data_format)
+    report = evaluate_model(loaded, dataset, preprocess) | {"model": str(model), "data": data, "split": split}
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{model} on {data} ({split or 'all rows'}): accuracy {report['accuracy']:.2%}, "
+                        f"n={report['n']}")
+    table.add_column("class")
+    table.add_column("n", justify="right")
+    table.add_column("accuracy", justify="right")
+    for name, row in report["per_class"].items():
+        table.add_row(name, str(row["n"]), "-" if row["accuracy"] is None else f"{row['accuracy']:.2%}")
+    console.print(table)
+
+
+@app.command()
+def explain(
+    model: Annotated[Path | None, typer.Argument(help="Saved Keras model; default: the bundled reference CNN.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Images; default: the bundled PrivateTest sample.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory for figures, arrays, summaries, index.html.")] = Path(
+        "xai-fer-out"
+    ),
+    explainer: Annotated[list[str], typer.Option("--explainer", "-e", help="Explainer; default: all.")] = [],  # noqa: B006
+    option: Annotated[list[str], typer.Option("--option", "-o", help="EXPLAINER.KEY=VALUE (repeatable).")] = [],  # noqa: B006
+    split: Annotated[str | None, typer.Option(help="Training, PublicTest or PrivateTest (sources with Usage).")] = None,
+    preprocess: Annotated[str, _PREPROCESS] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for every random choice (noise, jitter).")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out directory.")] = False,
+    unsafe: Annotated[bool, _UNSAFE] = False,
+    data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
+):
+    """Run explainers (all by default) on a model and data and write a browsable report."""
+    from .explain.pipeline import run_explain
+    from .explain.plan import split_option_pairs
+
+    def announce(name):
+        err_console.print(f"running {name}...")
+
+    result = run_explain(model, data, out, explainer or None, split_option_pairs(_parse_pairs(option, "option")),
+                         split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
+                         data_format=data_format, progress=announce)
+    names = ", ".join(result.artifacts)
+    console.print(f"wrote {out}/ ({names}); open {out / 'index.html'}")
 
 
 def _as_strings(values: dict) -> dict[str, str]:

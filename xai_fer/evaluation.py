@@ -25,3 +25,16 @@ def accuracy_report(probs: np.ndarray, labels: np.ndarray, class_names) -> dict:
 
 def evaluate_arrays(model, x, labels, class_names, tta_flip: bool = False) -> dict:
     return accuracy_report(predict_probabilities(model, x, tta_flip=tta_flip), np.asarray(labels), class_names)
+
+
+def evaluate_model(model, dataset, preprocess: str = "auto") -> dict:
+    """Accuracy of any loaded model on a labelled Dataset, with input adaptation as for explaining."""
+    from .errors import UserError
+    from .explain.pipeline import build_context
+
+    if dataset.labels is None:
+        raise UserError(f"{dataset.source} has no labels", "evaluate needs a labelled source")
+    context = build_context(model, dataset, preprocess)
+    report = accuracy_report(context.probabilities, dataset.labels, context.class_names)
+    report["preprocessing"] = context.adapter.describe()
+    return report

@@ -1,1 +1,28 @@
-"""The bundled reference models and PrivateTest sample: the defaults of `xai-fer explain`."""
+"""The bundled reference models and PrivateTest sample: the defaults of ``xai-fer explain``.
+
+Produced by ``scripts/build_reference.py`` from training runs on the real FER2013 (see ``README.md`` here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+
+HERE = Path(__file__).resolve().parent
+MODELS = {"cnn": HERE / "cnn.keras", "dnn": HERE / "dnn.keras"}
+SAMPLE = HERE / "sample.npz"
+
+
+def model_path(name: str = "cnn") -> Path:
+    path = MODELS.get(name)
+    if path is None or not path.exists():
+        raise UserError(f"the bundled reference model {name!r} is not installed",
+                        "pass a MODEL path, or reinstall xai-fer")
+    return path
+
+
+def sample_path() -> Path:
+    if not SAMPLE.exists():
+        raise UserError("the bundled PrivateTest sample is not installed", "pass --data, or reinstall xai-fer")
+    return SAMPLE

@@ -1,0 +1,107 @@
+"""Gradients of one class score per image with respect to the input pixels, for every gradient explainer.
+
+All gradients are computed inside ONE compiled ``tf.function`` per (model, score) pair, traced once with an
+unknown batch size and reused for every batch and every later call. Two reasons:
+
+* speed: an eager ``GradientTape`` re-dispatches every op per batch; the compiled function costs the same as
+  a plain compiled forward+backward pass;
+* safety: TensorFlow 2.21's oneDNN CPU kernels corrupt memory ("double free") in EAGER backward passes
+  through some strided 1x1 convolutions. Never take input gradients eagerly; call :func:`input_gradients`.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+# model -> {softmax flag -> compiled function}; weak so that a discarded model frees its traced graph.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled_gradient(model, softmax: bool):
+    """The compiled ``(images, classes) -> d score[class] / d images`` function for ``model``."""
+    try:
+        per_model = _COMPILED.setdefault(model, {})
+        # A weak reference, so that the cached function does not keep its own (weak) cache key alive.
+        model_ref = weakref.ref(model)
+    except TypeError:  # an unhashable or non-weak-referenceable model: no cache, still compiled
+        per_model, model_ref = {}, lambda: model
+    if softmax not in per_model:
+        import tensorflow as tf
+
+        shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+
+        @tf.function(
+            input_signature=[tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.int32)],
+            reduce_retracing=True,
+        )
+        def gradient(images, classes):
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                scores = model_ref()(images, training=False)
+                if softmax:
+                    scores = tf.nn.softmax(scores, axis=-1)
+                # Images in a batch are independent (inference mode), so the gradient of the sum of each
+                # image's own class score is, row by row, the gradient of that image's score.
+                picked = tf.gather(scores, classes, axis=1, batch_dims=1)
+                total = tf.reduce_sum(picked)
+            return tape.gradient(total, images), picked
+
+        per_model[softmax] = gradient
+    return per_model[softmax]
+
+
+def input_gradients(model, images, classes, batch_size: int = 128, softmax: bool = False,
+                    return_scores: bool = False):
+    """Gradient of ``model(images)[i, classes[i]]`` with respect to ``images[i]``, for every row ``i``.
+
+    ``model`` maps a float batch (N, H, W, C) to (N, classes) scores (for example
+    ``ExplainContext.data_model(logits=True)``, so that gradients land on the data's pixels); ``classes`` is
+    one class index per image (or a single int for all). ``softmax=True`` differentiates
+    ``softmax(model(x))`` instead, for models that output logits. Returns float32 (N, H, W, C) gradients,
+    and with ``return_scores`` also the (N,) differentiated scores.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images, dtype=np.float32)
+    classes = np.broadcast_to(np.asarray(classes, dtype=np.int32), (len(images),))
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    gradient = _compiled_gradient(model, bool(softmax))
+    grads, scores = [], []
+    for start in range(0, len(images), batch_size):
+        g, s = gradient(tf.constant(images[start:start + batch_size]),
+                        tf.constant(classes[start:start + batch_size]))
+        grads.append(g.numpy())
+        scores.append(s.numpy())
+    if grads:
+        out, picked = np.concatenate(grads), np.concatenate(scores)
+    else:
+        out, picked = np.zeros(images.shape, np.float32), np.zeros((0,), np.float32)
+    return (out, picked) if return_scores else out
+
+
+def saliency_maps(gradients) -> np.ndarray:
+    """Vanilla-gradient saliency: ``|gradient|``, max over channels, scaled per image to [0, 1].
+
+    An image whose gradient is zero everywhere (or not finite) gets an all-zero map, never NaN.
+    """
+    g = np.nan_to_num(np.abs(np.asarray(gradients, dtype=np.float32)), nan=0.0, posinf=0.0, neginf=0.0)
+    maps = g.max(axis=-1) if g.ndim == 4 else g
+    peak = maps.reshape(len(maps), -1).max(axis=1) if maps.size else np.zeros(len(maps), np.float32)
+    scale = np.where(peak > 0, peak, 1.0).astype(np.float32)
+    return (maps / scale[:, None, None]).astype(np.float32)
+
+
+def threshold_masks(maps, percentile: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, keep the pixels whose value is STRICTLY above ``np.percentile(map, percentile)``.
+
+    Strictly above: ties at the threshold are dropped, so an all-zero (or constant) map keeps nothing rather
+    than everything, and ``percentile=90`` keeps at most ~10% of the pixels (fewer when values tie).
+    Returns the boolean masks (N, H, W) and the per-image threshold values (N,).
+    """
+    maps = np.asarray(maps)
+    thresholds = np.array([np.percentile(m, percentile) for m in maps], dtype=np.float64)
+    masks = maps > thresholds.reshape(-1, *([1] * (maps.ndim - 1)))
+    return masks, thresholds

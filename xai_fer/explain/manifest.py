@@ -1,0 +1,49 @@
+"""``manifest.json``: everything needed to know what a run was made from and to reproduce it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict:
+    import keras
+    import numpy
+
+    from .. import __version__
+
+    found = {"xai_fer": __version__, "keras": keras.__version__, "keras_backend": keras.backend.backend(),
+             "numpy": numpy.__version__, "python": platform.python_version()}
+    try:
+        import tensorflow
+
+        found["tensorflow"] = tensorflow.__version__
+    except ImportError:  # a JAX-only install can still explain
+        pass
+    return found
+
+
+def build_manifest(model_path, info, dataset, adapter, planned, seed, timings) -> dict:
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {"path": str(model_path), "sha256": file_sha256(Path(model_path)), **info.as_dict()},
+        "data": {"source": dataset.source, "format": dataset.format, "split": dataset.split, "n": len(dataset),
+                 "image_shape": list(dataset.images.shape[1:]), "labelled": dataset.labels is not None,
+                 "class_names": list(dataset.class_names)},
+        "preprocessing": adapter.describe(),
+        "seed": seed,
+        "explainers": {item.name: {"options": dataclasses.asdict(item.options), "seconds": timings.get(item.name)}
+                       for item in planned},
+        "versions": versions(),
+    }

@@ -1,0 +1,140 @@
+"""``xai-fer explain``: load a model and data once, run the chosen explainers on a shared context, and write
+all results into a directory that appears complete or not at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import atomic, reference
+from ..data import load_dataset
+from ..errors import UserError
+from ..models.adapt import InputAdapter, resolve_scaling
+from ..models.introspect import inspect_model
+from ..models.loading import load_model
+from .artifact import Artifact
+from .context import ExplainContext
+from .html import render_index
+from .manifest import build_manifest
+from .plan import plan_explainers, validate_against_model
+
+
+@dataclass
+class ExplainRun:
+    out_dir: Path | None
+    manifest: dict
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+
+
+def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch_size: int = 128):
+    """The shared context for a loaded model and dataset (the Python API's entry point)."""
+    info = inspect_model(model)
+    scaling = resolve_scaling(preprocess, info.scales_its_input)
+    adapter = InputAdapter(scaling, tuple(dataset.images.shape[1:]), info.input_shape)
+    return ExplainContext(model=model, info=info, dataset=dataset, adapter=adapter, seed=seed,
+                          batch_size=batch_size)
+
+
+def explain(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None):
+    """Run explainers in memory; returns {name: Artifact} with matplotlib figures (nothing is written).
+
+    ``options`` maps explainer name -> {key: value as string}, e.g. {"saliency": {"per_class": "2"}}.
+    """
+    import keras
+
+    planned = plan_explainers(explainers, options)
+    context = build_context(model, dataset, preprocess, seed)
+    validate_against_model(planned, context.info)
+    artifacts, timings = {}, {}
+    for item in planned:
+        if progress:
+            progress(item.name)
+        keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
+        started = time.perf_counter()
+        artifacts[item.name] = item.explainer.explain(context, item.options)
+        timings[item.name] = round(time.perf_counter() - started, 3)
+    return artifacts, planned, context, timings
+
+
+def prepare_output(out_dir: Path, overwrite: bool) -> None:
+    """Refuse before any work: an existing result (unless overwrite) or a place we cannot write."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise UserError(f"--out {out_dir} already exists", "pass --overwrite to replace it, or pick another --out")
+    parent = out_dir.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {parent}: {exc.strerror}", "pick a writable --out") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write in {parent}", "pick a writable --out")
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM behaves like Ctrl-C, so the staging directory is removed on either."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_explain(
+    model_path: str | Path | None = None,
+    data: str | Path | None = None,
+    out_dir: str | Path = "xai-fer-out",
+    explainers: list[str] | None = None,
+    options: dict[str, dict[str, str]] | None = None,
+    split: str | None = None,
+    preprocess: str = "auto",
+    seed: int = 0,
+    overwrite: bool = False,
+    unsafe: bool = False,
+    data_format: str | None = None,
+    progress=None,
+) -> ExplainRun:
+    """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir = Path(out_dir)
+    plan_explainers(explainers, options)  # names and option values fail fast, before anything loads
+    prepare_output(out_dir, overwrite)
+    model_path = Path(model_path) if model_path else reference.model_path("cnn")
+    data = data if data else reference.sample_path()
+    model = load_model(model_path, unsafe=unsafe)
+    dataset = load_dataset(data, split=split, format=data_format)
+    with _terminate_as_interrupt():
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.resolve().parent))
+        try:
+            artifacts, planned, context, timings = explain(model, dataset, explainers, options, preprocess, seed,
+                                                           progress)
+            sections = []
+            for name, artifact in artifacts.items():
+                figures = artifact.write(staging / name)
+                sections.append((name, figures, artifact.summary))
+                artifact.close()
+            manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings)
+            atomic.write_json(staging / "manifest.json", manifest)
+            (staging / "index.html").write_text(render_index(manifest, sections), encoding="utf-8")
+            atomic.replace_directory(staging, out_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return ExplainRun(out_dir=out_dir, manifest=manifest, artifacts=artifacts)

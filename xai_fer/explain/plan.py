@@ -1,0 +1,52 @@
+"""Resolving explainer names and ``NAME.KEY=VALUE`` options before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import registry
+from ..errors import UserError
+from ..options import parse_options
+
+
+@dataclass
+class PlannedExplainer:
+    name: str
+    explainer: object
+    options: object
+
+
+def split_option_pairs(pairs: dict[str, str]) -> dict[str, dict[str, str]]:
+    """{'saliency.per_class': '2'} -> {'saliency': {'per_class': '2'}}"""
+    grouped: dict[str, dict[str, str]] = {}
+    for dotted, value in pairs.items():
+        name, sep, key = dotted.partition(".")
+        if not sep or not key:
+            raise UserError(f"option {dotted!r} does not name its explainer", "write --option EXPLAINER.KEY=VALUE")
+        grouped.setdefault(name, {})[key] = value
+    return grouped
+
+
+def plan_explainers(names: list[str] | None, options: dict[str, dict[str, str]] | None) -> list[PlannedExplainer]:
+    """Every explainer resolved (closest name suggested) and every option parsed and validated."""
+    options = options or {}
+    available = registry.explainers()
+    chosen = list(dict.fromkeys(names)) if names else list(available)
+    planned = []
+    for name in chosen:
+        explainer = registry.lookup("explainers", name)
+        planned.append(PlannedExplainer(name, explainer, parse_options(explainer.Options, options.get(name, {}), name)))
+    for name in options:
+        if name not in chosen:
+            registry.lookup("explainers", name)  # an unknown name fails with a suggestion
+            raise UserError(f"options given for {name!r}, which this run does not include",
+                            f"add --explainer {name} or drop its options")
+    return planned
+
+
+def validate_against_model(planned: list[PlannedExplainer], info) -> None:
+    """Let explainers check their options against the loaded model (layer names, class indices...)."""
+    for item in planned:
+        check = getattr(item.explainer, "validate", None)
+        if check is not None:
+            check(info, item.options)

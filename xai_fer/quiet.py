@@ -1,0 +1,39 @@
+"""Importing TensorFlow without its C++ start-up chatter (oneDNN notices, CUDA probes), which its
+``TF_CPP_MIN_LOG_LEVEL`` no longer silences because it is printed before absl logging starts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and Keras and probe devices once, with the file descriptor 2 silenced meanwhile.
+
+    An import that fails is retried loudly so the real error is visible.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        with _stderr_to_devnull():
+            import keras  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()
+    except Exception:
+        import keras  # noqa: F401  (repeat without silencing: the user must see why it failed)
