@@ -3,6 +3,7 @@ so ``xai-fer --help`` and ``xai-fer plugins`` stay instant."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -26,6 +27,25 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 _state = {"debug": False}
+
+
+def _command(function):
+    """Register a command whose UserErrors become one line on stderr and exit code 2 (raised with --debug)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except UserError as exc:
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]Error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("Interrupted: earlier results were left as they were, nothing half-written remains.")
+            raise typer.Exit(130) from None
+
+    return app.command()(wrapper)
 
 
 def _version(value: bool):
@@ -58,7 +78,7 @@ def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
     return parsed
 
 
-@app.command()
+@_command
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False):
     """List installed plugins, their versions and what they register."""
     from .registry import plugin_infos
@@ -78,7 +98,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for
     console.print(table)
 
 
-@app.command()
+@_command
 def train(
     model: Annotated[str, typer.Argument(help="Registered architecture, e.g. cnn or dnn (see `xai-fer plugins`).")],
     data: Annotated[str, typer.Option("--data", help="Labelled source: fer2013.csv, train.csv, folder, .h5, .npz")],
@@ -94,6 +114,7 @@ def train(
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
 ):
     """Train a registered architecture (the study's protocol by default)."""
+    from . import registry
     from .data import load_dataset
     from .options import parse_options
     from .training.config import PRESETS, TrainConfig
@@ -109,7 +130,9 @@ def train(
     config = dataclasses.replace(config, **explicit)
     dataset = load_dataset(data, format=data_format)
     command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
-    result = run_training(model, dataset, out, config, _parse_pairs(option, "option"), resume=resume,
+    architecture = registry.lookup("models", model)
+    model_options = dataclasses.asdict(parse_options(architecture.Options, _parse_pairs(option, "option"), model))
+    result = run_training(model, dataset, out, config, model_options, resume=resume,
                           strategy=strategy, deterministic=seed is not None, command=command)
     splits = result.metrics["splits"]
     console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, "
@@ -124,7 +147,7 @@ _PREPROCESS = typer.Option(help="Input scaling: auto, unit [0,1], symmetric [-1,
 _UNSAFE = typer.Option("--unsafe", help="Allow models that carry code (Lambda layers). Only for trusted files.")
 
 
-@app.command()
+@_command
 def info(
     model: Annotated[Path, _MODEL_ARG],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -147,7 +170,7 @@ def info(
     console.print(table)
 
 
-@app.command()
+@_command
 def evaluate(
     model: Annotated[Path, _MODEL_ARG],
     data: Annotated[str, typer.Option("--data", help="Labelled source: fer2013.csv, train.csv, folder, .h5, .npz")],
@@ -180,7 +203,7 @@ def evaluate(
     console.print(table)
 
 
-@app.command()
+@_command
 def explain(
     model: Annotated[Path | None, typer.Argument(help="Saved Keras model; default: the bundled reference CNN.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Images; default: the bundled PrivateTest sample.")] = None,
@@ -215,12 +238,6 @@ def _as_strings(values: dict) -> dict[str, str]:
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2 (tracebacks only with --debug)."""
+    """Console entry point (errors are handled per command, see ``_command``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        app()
-    except UserError as exc:
-        if "--debug" in sys.argv[1:]:
-            raise
-        err_console.print(f"[bold red]Error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+    app()

@@ -98,7 +98,8 @@ def threshold_masks(maps, percentile: float) -> tuple[np.ndarray, np.ndarray]:
     """Per image, keep the pixels whose value is STRICTLY above ``np.percentile(map, percentile)``.
 
     Strictly above: ties at the threshold are dropped, so an all-zero (or constant) map keeps nothing rather
-    than everything, and ``percentile=90`` keeps at most ~10% of the pixels (fewer when values tie).
+    than everything, and ``percentile=90`` keeps about 10% of the pixels (``np.percentile`` interpolates
+    linearly, so it can be one pixel more; fewer when values tie).
     Returns the boolean masks (N, H, W) and the per-image threshold values (N,).
     """
     maps = np.asarray(maps)

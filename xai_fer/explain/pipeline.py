@@ -41,7 +41,7 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
                           batch_size=batch_size)
 
 
-def explain(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None):
+def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None):
     """Run explainers in memory; returns {name: Artifact} with matplotlib figures (nothing is written).
 
     ``options`` maps explainer name -> {key: value as string}, e.g. {"saliency": {"per_class": "2"}}.
@@ -123,7 +123,7 @@ def run_explain(
     with _terminate_as_interrupt():
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.resolve().parent))
         try:
-            artifacts, planned, context, timings = explain(model, dataset, explainers, options, preprocess, seed,
+            artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
                                                            progress)
             sections = []
             for name, artifact in artifacts.items():

@@ -1,0 +1,269 @@
+"""Confusion matrix and per-class metrics, plus a data-driven check of the study's error pattern.
+
+The study reports that Happy is recognised best, Fear worst, and that errors drift towards Neutral. The
+``study_pattern`` block of the summary recomputes that pattern from this run's predictions (nothing is
+hard-coded) and, for FER2013's class names, says claim by claim whether the data agrees, with the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xai_fer.errors import UserError
+from xai_fer.explain.artifact import Artifact
+from xai_fer.hookspecs import hookimpl
+from xai_fer.options import option
+
+
+@dataclass
+class ConfusionOptions:
+    top_k: int = option(10, "how many most-confused (true -> predicted) pairs to list")
+
+    def __post_init__(self):
+        if self.top_k < 1:
+            raise ValueError("top_k must be at least 1")
+
+
+def _nan_to_none(value) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+def per_class_metrics(counts: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                      class_names) -> list[dict]:
+    """Precision, recall (= per-class accuracy), F1 and support per class, from scikit-learn.
+
+    Undefined values are None: precision of a class never predicted, recall of a class with no images.
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    k = len(class_names)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=list(range(k)), zero_division=np.nan)
+    rows = []
+    for c, name in enumerate(class_names):
+        rows.append({
+            "class": name,
+            "index": c,
+            "support": int(support[c]),
+            "predicted_count": int(counts[:, c].sum()),
+            "correct": int(counts[c, c]),
+            "precision": _nan_to_none(precision[c]),
+            "recall": _nan_to_none(recall[c]),
+            "f1": _nan_to_none(f1[c]),
+            "accuracy": _nan_to_none(recall[c]),  # per-class accuracy is the recall of that class
+        })
+    return rows
+
+
+def confused_pairs(counts: np.ndarray, class_names, top_k: int) -> dict:
+    """Off-diagonal (true -> predicted) cells with at least one image, ranked by count and by share of the
+    true class (ties broken by the other key, then by class order)."""
+    support = counts.sum(axis=1)
+    pairs = []
+    for t in range(len(class_names)):
+        for p in range(len(class_names)):
+            if t != p and counts[t, p] > 0:
+                pairs.append({"true": class_names[t], "predicted": class_names[p], "count": int(counts[t, p]),
+                              "share_of_true": float(counts[t, p] / support[t])})
+    by_count = sorted(pairs, key=lambda r: (-r["count"], -r["share_of_true"]))
+    by_share = sorted(pairs, key=lambda r: (-r["share_of_true"], -r["count"]))
+    return {"by_count": by_count[:top_k], "by_share": by_share[:top_k]}
+
+
+def study_pattern(counts: np.ndarray, class_names) -> dict:
+    """Best/worst recall and each class's most common wrong prediction, computed from ``counts``; for
+    FER2013's class names also the study's three claims, each true/false with the numbers."""
+    names = list(class_names)
+    support = counts.sum(axis=1)
+    present = np.flatnonzero(support > 0)
+    recall = np.full(len(names), np.nan)
+    recall[present] = np.diag(counts)[present] / support[present]
+
+    def ranked(pick):
+        value = pick(recall[present])
+        tied = [names[c] for c in present if recall[c] == value]
+        return {"class": tied[0], "recall": float(value), "tied": tied}
+
+    best, worst = ranked(np.max), ranked(np.min)
+    errors = counts.astype(np.int64).copy()
+    np.fill_diagonal(errors, 0)
+    most_common_wrong = {}
+    for c, name in enumerate(names):
+        if errors[c].sum() == 0:
+            most_common_wrong[name] = None
+            continue
+        p = int(errors[c].argmax())
+        most_common_wrong[name] = {"predicted": names[p], "count": int(errors[c, p]),
+                                   "share_of_errors": float(errors[c, p] / errors[c].sum()),
+                                   "share_of_true": float(errors[c, p] / support[c])}
+    received = errors.sum(axis=0)
+    total_errors = int(errors.sum())
+    pattern = {
+        "best_recall": best,
+        "worst_recall": worst,
+        "most_common_wrong_prediction": most_common_wrong,
+        "errors_received": {name: int(received[c]) for c, name in enumerate(names)},
+        "total_errors": total_errors,
+    }
+
+    from xai_fer.data import FER2013_CLASSES
+
+    if sorted(names) != sorted(FER2013_CLASSES) or len(present) == 0:
+        pattern["study_claims"] = None
+        pattern["statement"] = ("the study's claims (Happy best, Fear worst, drift towards Neutral) are only "
+                                "checked for FER2013's seven class names")
+        return pattern
+
+    happy, fear, neutral = names.index("Happy"), names.index("Fear"), names.index("Neutral")
+    top_receiver = int(received.argmax())
+    drifting = [names[c] for c in range(len(names))
+                if c != neutral and most_common_wrong[names[c]] and most_common_wrong[names[c]]["predicted"]
+                == "Neutral"]
+    claims = {
+        "happy_best": {
+            "holds": bool(support[happy] > 0 and recall[happy] == best["recall"]),
+            "sole": bool(best["tied"] == ["Happy"]),
+            "happy_recall": _nan_to_none(recall[happy]),
+            "best_class": best["class"], "best_recall": best["recall"],
+        },
+        "fear_worst": {
+            "holds": bool(support[fear] > 0 and recall[fear] == worst["recall"]),
+            "sole": bool(worst["tied"] == ["Fear"]),
+            "fear_recall": _nan_to_none(recall[fear]),
+            "worst_class": worst["class"], "worst_recall": worst["recall"],
+        },
+        "drift_towards_neutral": {
+            # Neutral receives more wrong predictions than any other class.
+            "holds": bool(total_errors > 0 and received[neutral] == received.max()),
+            "neutral_received": int(received[neutral]),
+            "neutral_share_of_errors": float(received[neutral] / total_errors) if total_errors else None,
+            "most_received_class": names[top_receiver], "most_received": int(received[top_receiver]),
+            "classes_whose_top_error_is_neutral": drifting,
+        },
+    }
+    pattern["study_claims"] = claims
+    differences = []
+    if not claims["happy_best"]["holds"]:
+        differences.append(f"the best-recognised class is {best['class']} (recall {best['recall']:.3f}), not "
+                           f"Happy ({_fmt(recall[happy])})")
+    if not claims["fear_worst"]["holds"]:
+        differences.append(f"the worst-recognised class is {worst['class']} (recall {worst['recall']:.3f}), not "
+                           f"Fear ({_fmt(recall[fear])})")
+    if not claims["drift_towards_neutral"]["holds"]:
+        differences.append(f"errors go most often to {names[top_receiver]} ({int(received[top_receiver])} of "
+                           f"{total_errors}), not Neutral ({int(received[neutral])})")
+    ties = [f"{claim} only as a tie with {', '.join(c for c in group if c != who)}"
+            for claim, who, group in (("Happy best", "Happy", best["tied"]), ("Fear worst", "Fear", worst["tied"]))
+            if who in group and len(group) > 1]
+    tie_note = f" ({'; '.join(ties)})" if ties else ""
+    if differences:
+        pattern["statement"] = "differs from the study: " + "; ".join(differences) + tie_note + "."
+    else:
+        pattern["statement"] = (
+            f"matches the study: Happy best (recall {recall[happy]:.3f}), Fear worst (recall {recall[fear]:.3f}), "
+            f"Neutral receives the most errors ({int(received[neutral])} of {total_errors}){tie_note}.")
+    return pattern
+
+
+def _fmt(value) -> str:
+    return "no images" if np.isnan(value) else f"recall {value:.3f}"
+
+
+def _heatmap(matrix: np.ndarray, class_names, title: str, fmt: str, vmax: float):
+    from matplotlib.figure import Figure
+
+    k = len(class_names)
+    size = max(4.5, 0.75 * k + 2)
+    figure = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=vmax if vmax > 0 else 1)
+    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(k), labels=class_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), labels=class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if k <= 30:
+        for t in range(k):
+            for p in range(k):
+                dark = vmax > 0 and matrix[t, p] > 0.6 * vmax
+                ax.text(p, t, format(matrix[t, p], fmt), ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
+    return figure
+
+
+def _metrics_figure(rows: list[dict]):
+    from matplotlib.figure import Figure
+
+    k = len(rows)
+    figure = Figure(figsize=(max(6, 1.1 * k), 3.6), layout="constrained")
+    ax = figure.subplots()
+    width = 0.27
+    x = np.arange(k)
+    for offset, key in zip((-width, 0, width), ("precision", "recall", "f1"), strict=True):
+        values = [r[key] if r[key] is not None else 0.0 for r in rows]
+        ax.bar(x + offset, values, width, label=key)
+    ax.set_xticks(x, labels=[r["class"] for r in rows], rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title("per-class precision, recall (= per-class accuracy) and F1")
+    ax.legend(fontsize=8, ncols=3)
+    return figure
+
+
+class Confusion:
+    name = "confusion"
+    description = "confusion matrix (counts, row-normalized), per-class precision/recall/F1, confused pairs"
+    Options = ConfusionOptions
+
+    def explain(self, context, options: ConfusionOptions) -> Artifact:
+        from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+        labels = context.labels
+        if labels is None:
+            raise UserError(f"confusion needs labels, and {context.dataset.source} has none",
+                            "use a labelled source or split (e.g. --split PrivateTest)")
+        labels = np.asarray(labels).astype(np.int64)
+        k = context.info.num_classes
+        if len(labels) and (labels.min() < 0 or labels.max() >= k):
+            raise UserError(f"confusion: labels go up to {labels.max()} but the model has {k} classes",
+                            "use data whose classes match the model's outputs")
+        if len(labels) == 0:
+            raise UserError("confusion: the data has no images")
+        predictions = np.asarray(context.predictions).astype(np.int64)  # shared, computed once per run
+        names = list(context.class_names)
+
+        counts = confusion_matrix(labels, predictions, labels=list(range(k))).astype(np.int64)
+        support = counts.sum(axis=1, keepdims=True)
+        normalized = np.divide(counts, support, out=np.zeros(counts.shape, np.float64), where=support > 0)
+
+        rows = per_class_metrics(counts, labels, predictions, names)
+        summary = {
+            "num_images": int(len(labels)),
+            "class_names": names,
+            "accuracy": float(accuracy_score(labels, predictions)),
+            "macro_f1": float(f1_score(labels, predictions, labels=list(range(k)), average="macro",
+                                       zero_division=0)),
+            "weighted_f1": float(f1_score(labels, predictions, labels=list(range(k)), average="weighted",
+                                          zero_division=0)),
+            "per_class": rows,
+            "most_confused": confused_pairs(counts, names, options.top_k),
+            "confusion_counts": counts.tolist(),
+            "normalization": "rows: share of each true class (rows without images are all zero)",
+            "study_pattern": study_pattern(counts, names),
+        }
+        figures = {
+            "confusion_counts": _heatmap(counts, names, "confusion matrix (counts)", "d", float(counts.max())),
+            "confusion_normalized": _heatmap(normalized, names, "confusion matrix (share of true class)", ".2f",
+                                             1.0),
+            "per_class_metrics": _metrics_figure(rows),
+        }
+        return Artifact(figures=figures, arrays={"counts": counts, "normalized": normalized.astype(np.float32)},
+                        summary=summary)
+
+
+@hookimpl
+def register_explainers(register):
+    register(Confusion())

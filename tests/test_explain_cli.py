@@ -1,0 +1,141 @@
+"""``xai-fer explain`` end to end: every file written, the report's links, options, overwrite, determinism,
+and interruption leaving no half-written output."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tiny_models
+from typer.testing import CliRunner
+
+from xai_fer.cli import app
+
+EXPLAINERS = ("confusion", "saliency", "activation-max")
+FAST = ["-o", "activation-max.steps=20", "-o", "activation-max.first=4", "-o", "saliency.per_class=1"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A tiny model (64x64x3, residual, separate softmax) and 21 labelled 48x48 grayscale images."""
+    root = tmp_path_factory.mktemp("explain")
+    tiny_models.residual_separable_rgb64().save(root / "model.keras")
+    rng = np.random.default_rng(0)
+    with h5py.File(root / "data.h5", "w") as handle:
+        handle["images"] = rng.integers(0, 256, size=(21, 48, 48), dtype=np.uint8)
+        handle["labels"] = np.arange(21, dtype=np.uint8) % 7
+    return root
+
+
+def _explain(workdir, out, *extra, options=FAST):
+    args = ["explain", str(workdir / "model.keras"), "--data", str(workdir / "data.h5"), "--out", str(out),
+            "--preprocess", "symmetric", *options, *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_explain_writes_every_file_and_a_consistent_report(workdir, tmp_path):
+    out = tmp_path / "run"
+    result = _explain(workdir, out)
+    assert result.exit_code == 0, result.output
+    for name in EXPLAINERS:
+        folder = out / name
+        assert (folder / "summary.json").exists() and (folder / "arrays.npz").exists()
+        assert list(folder.glob("*.png")), name
+        json.loads((folder / "summary.json").read_text())
+        with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
+            assert arrays.files
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["sha256"] and manifest["preprocessing"]["scaling"] == "symmetric"
+    assert manifest["preprocessing"]["resize"] == "48x48 -> 64x64 bilinear"
+    assert set(manifest["explainers"]) == set(EXPLAINERS)
+    assert manifest["versions"]["tensorflow"]
+    page = (out / "index.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources and all((out / src).is_file() for src in sources)
+    assert not re.search(r'(src|href)="(https?:)?//', page), "the report must not load anything from outside"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging directory left behind"
+
+
+def test_existing_output_is_refused_unless_overwrite(workdir, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous results")
+    result = _explain(workdir, out, "-e", "confusion", options=[])
+    assert result.exit_code == 2
+    assert "--overwrite" in result.output and (out / "keep.txt").exists()
+    result = _explain(workdir, out, "-e", "confusion", "--overwrite", options=[])
+    assert result.exit_code == 0, result.output
+    assert not (out / "keep.txt").exists() and (out / "confusion" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-e", "saliancy"], "did you mean 'saliency'"),
+        (["-o", "saliency.per_clas=2"], "did you mean saliency.per_class"),
+        (["-o", "saliency.per_class=two"], "expected a whole number"),
+        (["-e", "confusion", "-o", "saliency.per_class=2"], "does not include"),
+        (["-o", "noexplainer=1"], "does not name its explainer"),
+    ],
+)
+def test_bad_names_and_options_fail_before_any_work(workdir, tmp_path, args, message):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["explain", str(workdir / "missing.keras"), "--out", str(out), *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_seeded_runs_are_identical(workdir, tmp_path):
+    for name in ("a", "b"):
+        result = _explain(workdir, tmp_path / name, "-e", "saliency", "-e", "activation-max", "--seed", "3",
+                          options=FAST[:4])
+        assert result.exit_code == 0, result.output
+    for explainer in ("saliency", "activation-max"):
+        with np.load(tmp_path / "a" / explainer / "arrays.npz") as a, np.load(tmp_path / "b" / explainer / "arrays.npz") as b:
+            assert a.files == b.files
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{explainer}/{key}")
+
+
+def test_python_api_returns_figures(workdir):
+    import matplotlib.figure
+
+    import xai_fer
+
+    model = xai_fer.load_model(workdir / "model.keras")
+    data = xai_fer.load_dataset(workdir / "data.h5")
+    artifacts, *_ = xai_fer.run_explainers(model, data, ["confusion"], preprocess="symmetric")
+    figure = next(iter(artifacts["confusion"].figures.values()))
+    assert isinstance(figure, matplotlib.figure.Figure)
+    assert artifacts["confusion"].summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_killed_run_leaves_previous_results_and_no_partial_output(workdir, tmp_path, sig):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "previous.txt").write_text("keep me")
+    env = {k: v for k, v in os.environ.items()} | {"XAI_FER_DISABLE_PLUGINS": "1"}
+    command = [sys.executable, "-m", "xai_fer", "explain", str(workdir / "model.keras"), "--data",
+               str(workdir / "data.h5"), "--out", str(out), "--overwrite", "--preprocess", "symmetric",
+               "-e", "activation-max", "-o", "activation-max.steps=100000"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(p.name.startswith(".run.tmp-") for p in tmp_path.iterdir()):
+        time.sleep(0.2)
+    assert any(p.name.startswith(".run.tmp-") for p in tmp_path.iterdir()), "the run never started writing"
+    time.sleep(1.0)
+    process.send_signal(sig)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode != 0, output
+    assert (out / "previous.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "half-written output left behind"

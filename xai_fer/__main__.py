@@ -1,0 +1,5 @@
+"""``python -m xai_fer`` runs the CLI."""
+
+from .cli import main
+
+main()
