@@ -11,7 +11,7 @@ hookimpl = HookimplMarker("xai_fer")
 @hookspec
 def register_models(register: Callable[[object], None]) -> None:
     """Register model architectures: objects with ``name``, ``description``, an ``Options`` dataclass and
-    ``build(input_shape, num_classes, options) -> keras.Model`` (see :class:`xai_fer.models.ModelPlugin`)."""
+    ``build(input_shape, num_classes, options) -> keras.Model`` (``plugins/cnn.py`` is one)."""
 
 
 @hookspec
@@ -23,4 +23,4 @@ def register_explainers(register: Callable[[object], None]) -> None:
 @hookspec
 def register_datasets(register: Callable[[object], None]) -> None:
     """Register dataset formats: objects with ``name``, ``description``, ``detect(path) -> bool`` and
-    ``load(path, split) -> Dataset`` (see :class:`xai_fer.data.DatasetFormat`)."""
+    ``load(path) -> Dataset`` (see :class:`xai_fer.data.DatasetFormat`); ``--split`` is applied afterwards."""
