@@ -1,0 +1,147 @@
+"""Image folders: ``<root>/<class>/*.png`` or ``<root>/<split>/<class>/*.jpg`` (Kaggle's ``train/``, ``test/`` copy).
+
+Class names come from the folder names. Folders named after FER2013's seven classes (any case) keep FER2013's
+label indices, so a folder copy of FER2013 labels images exactly as ``fer2013.csv`` does.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset
+from xai_fer.errors import UserError
+from xai_fer.hookspecs import hookimpl
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_SPLIT_FOLDERS = {
+    "train": "Training",
+    "training": "Training",
+    "publictest": "PublicTest",
+    "val": "PublicTest",
+    "validation": "PublicTest",
+    "privatetest": "PrivateTest",
+    "test": "PrivateTest",  # Kaggle's test/; PublicTest when a privatetest/ sits beside it (see _split_of)
+}
+_GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_FORMAT_HINT = "expected <root>/<class>/<image> or <root>/<split>/<class>/<image> with .jpg, .jpeg or .png images"
+
+
+def _folders(path: Path) -> list[Path]:
+    """Sub-folders, ignoring hidden ones (.git, .ipynb_checkpoints)."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _split_of(folder: str, siblings: set[str]) -> str:
+    """The FER2013 split a split folder holds: ``test`` is PrivateTest unless a privatetest folder sits beside it."""
+    if folder.lower() == "test" and "privatetest" in siblings:
+        return "PublicTest"
+    return _SPLIT_FOLDERS[folder.lower()]
+
+
+class ImageFolderFormat:
+    name = "image-folder"
+    description = "folders <class>/*.jpg|png, optionally under <split>/ (train, test, val, publictest, ...)"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def load(self, path: Path) -> Dataset:
+        groups = self._class_folders(path)  # (split or None, class folder)
+        names = sorted({folder.name for _, folder in groups})
+        fer_names = {name.lower(): index for index, name in enumerate(FER2013_CLASSES)}
+        if all(name.lower() in fer_names for name in names):
+            class_names, index_of = FER2013_CLASSES, {name: fer_names[name.lower()] for name in names}
+        else:
+            class_names, index_of = tuple(names), {name: index for index, name in enumerate(names)}
+        files, counts = [], []
+        for _, folder in groups:
+            images = self._images(folder)
+            files += images
+            counts.append(len(images))
+        if not files:
+            raise UserError(f"{path}: no images in the class folders", _FORMAT_HINT)
+        split_layout = groups[0][0] is not None
+        return Dataset(
+            images=_read_images(files),
+            labels=np.repeat([index_of[folder.name] for _, folder in groups], counts),
+            class_names=class_names,
+            source=str(path),
+            usage=np.repeat([SPLITS.index(split) for split, _ in groups], counts) if split_layout else None,
+        )
+
+    def _class_folders(self, root: Path) -> list[tuple[str | None, Path]]:
+        """Class folders in label-independent, deterministic order: by split, then by name."""
+        top = _folders(root)
+        if not top:
+            raise UserError(f"{root}: no class folders", _FORMAT_HINT)
+        split_folders = [f for f in top if f.name.lower() in _SPLIT_FOLDERS]
+        if not split_folders:
+            return [(None, folder) for folder in top]
+        if len(split_folders) != len(top):
+            other = next(f for f in top if f not in split_folders)
+            raise UserError(f"{other}: unknown folder beside the split folders "
+                            f"{', '.join(f.name for f in split_folders)}",
+                            f"split folders are {', '.join(_SPLIT_FOLDERS)}")
+        siblings = {f.name.lower() for f in split_folders}
+        by_split: dict[str, Path] = {}
+        for folder in split_folders:
+            split = _split_of(folder.name, siblings)
+            if split in by_split:
+                raise UserError(f"{by_split[split]} and {folder} both hold the {split} split",
+                                "merge them or rename one")
+            by_split[split] = folder
+        groups = []
+        for split in SPLITS:
+            if split in by_split:
+                classes = _folders(by_split[split])
+                if not classes:
+                    raise UserError(f"{by_split[split]}: no class folders", _FORMAT_HINT)
+                groups += [(split, folder) for folder in classes]
+        return groups
+
+    def _images(self, folder: Path) -> list[Path]:
+        files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        for file in files:
+            if file.is_dir():
+                raise UserError(f"{file}: a folder inside the class folder {folder.name!r}", _FORMAT_HINT)
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                raise UserError(f"{file}: not a .jpg, .jpeg or .png image", "remove it or convert it")
+        return files
+
+
+def _read_images(files: list[Path]) -> np.ndarray:
+    """All images as one uint8 array: 'L' when every image is grayscale, else RGB; every image the same size."""
+    from PIL import Image, UnidentifiedImageError
+
+    sizes, grayscale = {}, True
+    for file in files:  # headers only (Image.open is lazy), so a bad file is named before any decoding work
+        try:
+            with Image.open(file) as image:
+                size, mode = image.size, image.mode
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UserError(f"{file}: not a readable image ({exc.__class__.__name__})", "remove or replace it") \
+                from None
+        sizes.setdefault(size, file)
+        grayscale &= mode in _GRAYSCALE_MODES
+        if len(sizes) > 1:
+            (first_size, first), (other_size, other) = sizes.items()
+            raise UserError(
+                f"images differ in size: {first} is {first_size[0]}x{first_size[1]}, "
+                f"{other} is {other_size[0]}x{other_size[1]}",
+                "resize every image to one size",
+            )
+    mode = "L" if grayscale else "RGB"
+    width, height = next(iter(sizes))
+    images = np.empty((len(files), height, width) + (() if grayscale else (3,)), dtype=np.uint8)
+    for index, file in enumerate(files):
+        try:
+            with Image.open(file) as image:
+                images[index] = np.asarray(image.convert(mode))
+        except OSError as exc:  # a header that opened but pixel data that does not decode (truncated file)
+            raise UserError(f"{file}: not a readable image ({exc})", "remove or replace it") from None
+    return images
+
+
+@hookimpl
+def register_datasets(register):
+    register(ImageFolderFormat())

@@ -1,0 +1,74 @@
+"""NumPy ``.npz`` archives: ``images`` (N,H,W[,C]) and optional ``labels``, ``usage`` and ``class_names``."""
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset
+from xai_fer.errors import UserError
+from xai_fer.hookspecs import hookimpl
+
+_HINT = (
+    "save with np.savez(path, images=..., labels=..., usage=..., class_names=np.array(names, dtype=str)); "
+    "usage codes are 0 Training, 1 PublicTest, 2 PrivateTest"
+)
+
+
+class NpzFormat:
+    name = "npz"
+    description = "NumPy .npz with 'images' (N,H,W[,C]) and optional 'labels', 'usage', 'class_names'"
+
+    def detect(self, path: Path) -> bool:
+        if not (path.is_file() and path.suffix.lower() == ".npz"):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+
+    def load(self, path: Path) -> Dataset:
+        try:
+            archive = np.load(path, allow_pickle=False)  # never unpickle: an .npz can carry arbitrary code
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{path}: not a readable .npz file ({exc})", _HINT) from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array, chosen with --format npz
+            raise UserError(f"{path}: a single .npy array, not an .npz archive of named arrays", _HINT)
+        with archive:
+            if "images" not in archive.files:
+                raise UserError(f"{path}: no 'images' array (found: {', '.join(archive.files) or 'nothing'})", _HINT)
+            arrays = {key: _array(path, archive, key) for key in ("images", "labels", "usage", "class_names")
+                      if key in archive.files}
+        images = arrays["images"]
+        if images.dtype.kind not in "uif":
+            raise UserError(f"{path}: 'images' must be numeric pixels on the 0-255 scale, got {images.dtype}", _HINT)
+        class_names = tuple(str(n) for n in arrays["class_names"]) if "class_names" in arrays else FER2013_CLASSES
+        return Dataset(
+            images=images,
+            labels=_codes(path, arrays.get("labels"), "labels", len(images), len(class_names)),
+            class_names=class_names,
+            source=str(path),
+            usage=_codes(path, arrays.get("usage"), "usage", len(images), len(SPLITS)),
+        )
+
+
+def _array(path: Path, archive, key: str) -> np.ndarray:
+    try:
+        return archive[key]
+    except ValueError as exc:  # object arrays need pickle, which stays off
+        raise UserError(f"{path}: cannot read {key!r} without pickle ({exc})", _HINT) from None
+
+
+def _codes(path: Path, values: np.ndarray | None, key: str, rows: int, stop: int) -> np.ndarray | None:
+    """An optional array of one integer in 0..stop-1 per image (labels; usage codes in SPLITS order)."""
+    if values is None:
+        return None
+    if values.ndim != 1 or len(values) != rows or values.dtype.kind not in "iu":
+        raise UserError(f"{path}: {key!r} must hold {rows} integers (one per image), got {values.dtype} "
+                        f"{values.shape}", _HINT)
+    if rows and (values.min() < 0 or values.max() >= stop):
+        raise UserError(f"{path}: {key!r} values outside 0..{stop - 1}", _HINT)
+    return values.astype(np.int64)
+
+
+@hookimpl
+def register_datasets(register):
+    register(NpzFormat())
