@@ -14,7 +14,6 @@ gallery is made by hand.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -25,19 +24,13 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from xai_fer.explain.manifest import file_sha256 as sha256
+
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "xai_fer" / "reference"
 DEFAULT_H5 = ROOT.parent / "shared" / "data" / "fer2013.h5"
 SPLIT = "PrivateTest"
 SEED_CLASS = "Happy"  # activation-max "from an image" starts from the first PrivateTest face of this class
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def shown(path: Path) -> str:
