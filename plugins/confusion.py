@@ -218,9 +218,12 @@ class Confusion:
     description = "confusion matrix (counts, row-normalized), per-class precision/recall/F1, confused pairs"
     Options = ConfusionOptions
 
-    def explain(self, context, options: ConfusionOptions) -> Artifact:
-        from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    def check(self, context, options: ConfusionOptions) -> None:
+        """Labels present and within the model's classes, before any explainer runs."""
+        self._labels(context)
 
+    @staticmethod
+    def _labels(context) -> np.ndarray:
         labels = context.labels
         if labels is None:
             raise UserError(f"confusion needs labels, and {context.dataset.source} has none",
@@ -228,10 +231,17 @@ class Confusion:
         labels = np.asarray(labels).astype(np.int64)
         k = context.info.num_classes
         if len(labels) and (labels.min() < 0 or labels.max() >= k):
-            raise UserError(f"confusion: labels go up to {labels.max()} but the model has {k} classes",
-                            "use data whose classes match the model's outputs")
+            raise UserError(f"confusion: labels go up to {labels.max()} but the model has {k} classes "
+                            f"(0..{k - 1})", "use data whose classes match the model's outputs")
         if len(labels) == 0:
             raise UserError("confusion: the data has no images")
+        return labels
+
+    def explain(self, context, options: ConfusionOptions) -> Artifact:
+        from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+        labels = self._labels(context)
+        k = context.info.num_classes
         predictions = np.asarray(context.predictions).astype(np.int64)  # shared, computed once per run
         names = list(context.class_names)
 

@@ -20,7 +20,8 @@ class FerCsvFormat:
     description = "Kaggle fer2013.csv: emotion,pixels[,Usage] with space-separated pixels"
 
     def detect(self, path: Path) -> bool:
-        return {"emotion", "pixels"} <= set(read_header(path))
+        # Either column claims the file, so that a header missing the other gets load's one-line explanation.
+        return bool({"emotion", "pixels"} & set(read_header(path)))
 
     def load(self, path: Path) -> Dataset:
         table = read_pixel_csv(path, "pixels", required=("emotion",))

@@ -4,6 +4,7 @@ Class names come from the folder names. Folders named after FER2013's seven clas
 label indices, so a folder copy of FER2013 labels images exactly as ``fer2013.csv`` does.
 """
 
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,15 @@ def _folders(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _misspelt_class(names: list[str], classes) -> tuple[str, str] | None:
+    """The first of ``names`` that is a near-miss (not an exact match) of one of ``classes``, and that class."""
+    for name in names:
+        close = difflib.get_close_matches(name.lower(), list(classes), n=1, cutoff=0.85)
+        if close:
+            return name, close[0]
+    return None
+
+
 def _split_of(folder: str, siblings: set[str]) -> str:
     """The FER2013 split a split folder holds: ``test`` is PrivateTest unless a privatetest folder sits beside it."""
     if folder.lower() == "test" and "privatetest" in siblings:
@@ -49,8 +59,17 @@ class ImageFolderFormat:
         groups = self._class_folders(path)  # (split or None, class folder)
         names = sorted({folder.name for _, folder in groups})
         fer_names = {name.lower(): index for index, name in enumerate(FER2013_CLASSES)}
-        if all(name.lower() in fer_names for name in names):
+        unknown = [name for name in names if name.lower() not in fer_names]
+        if not unknown:
             class_names, index_of = FER2013_CLASSES, {name: fer_names[name.lower()] for name in names}
+        elif len(unknown) < len(names) and (typo := _misspelt_class(unknown, fer_names)):
+            # Beside FER2013 class folders, a near-miss of a class name is a typo that would silently renumber
+            # every class (labels then follow the sorted folder names). Other names (FER+'s happiness,
+            # contempt...) are a different label set, numbered alphabetically.
+            name, meant = typo
+            folder = next(f for _, f in groups if f.name == name)
+            raise UserError(f"{folder}: class folder {name!r} is not a FER2013 class (did you mean {meant!r}?)",
+                            f"rename it; FER2013's classes are {', '.join(FER2013_CLASSES)} (any case)")
         else:
             class_names, index_of = tuple(names), {name: index for index, name in enumerate(names)}
         files, counts = [], []

@@ -8,6 +8,7 @@ threshold are dropped, so an all-zero map keeps nothing and p=90 keeps about 10%
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,23 +62,55 @@ class SaliencyOptions:
             raise ValueError("threshold_percentile must be in [0, 100]")
 
 
-def _select_rows(context, options: SaliencyOptions) -> tuple[np.ndarray, dict]:
+def _mode(options: SaliencyOptions) -> str:
+    if options.select == "auto":
+        return "indices" if options.indices else "per_class"
+    return options.select
+
+
+def _check_selection(context, options: SaliencyOptions) -> None:
+    """What can be checked without predictions: row indices and the labels a mode or target needs."""
     n = len(context.dataset)
-    labels = context.labels
-    mode = options.select
-    if mode == "auto":
-        mode = "indices" if options.indices else "per_class"
+    mode = _mode(options)
     if mode == "indices":
         bad = [i for i in options.indices if i >= n]
         if bad:
             raise UserError(f"saliency: indices {bad} out of range: the data has {n} images",
                             f"use rows 0..{n - 1}")
+    if mode == "misclassified" and context.labels is None:
+        raise UserError("saliency: select=misclassified needs labels, and the data has none",
+                        "use select=per_class or indices=...")
+    _fixed_target(context, options)
+
+
+def _fixed_target(context, options: SaliencyOptions) -> int | None:
+    """The class index for target=INDEX or NAME; None for predicted and true (checked to have labels)."""
+    target = options.target
+    if target == "predicted":
+        return None
+    if target == "true":
+        if context.labels is None:
+            raise UserError("saliency: target=true needs labels, and the data has none",
+                            "use target=predicted or a class index")
+        return None
+    names = [name.lower() for name in context.class_names]
+    if target.isdigit():
+        return int(target)
+    if target.lower() in names:
+        return names.index(target.lower())
+    raise UserError(f"saliency: unknown target {target!r}",
+                    f"use predicted, true, 0..{context.info.num_classes - 1} or one of "
+                    f"{', '.join(context.class_names)}")
+
+
+def _select_rows(context, options: SaliencyOptions) -> tuple[np.ndarray, dict]:
+    _check_selection(context, options)
+    labels = context.labels
+    mode = _mode(options)
+    if mode == "indices":
         rows = np.array(list(dict.fromkeys(options.indices)), dtype=np.int64)  # unique, order kept
         return rows, {"mode": "indices", "indices": rows.tolist()}
     if mode == "misclassified":
-        if labels is None:
-            raise UserError("saliency: select=misclassified needs labels, and the data has none",
-                            "use select=per_class or indices=...")
         wrong = np.flatnonzero(context.predictions != labels)
         if len(wrong) == 0:
             raise UserError("saliency: no misclassified images in the data", "use select=per_class")
@@ -91,24 +124,12 @@ def _select_rows(context, options: SaliencyOptions) -> tuple[np.ndarray, dict]:
 
 
 def _target_classes(context, options: SaliencyOptions, rows: np.ndarray) -> np.ndarray:
-    target = options.target
-    if target == "predicted":
+    index = _fixed_target(context, options)
+    if index is not None:
+        return np.full(len(rows), index, dtype=np.int64)
+    if options.target == "predicted":
         return context.predictions[rows]
-    if target == "true":
-        if context.labels is None:
-            raise UserError("saliency: target=true needs labels, and the data has none",
-                            "use target=predicted or a class index")
-        return np.asarray(context.labels)[rows]
-    names = [name.lower() for name in context.class_names]
-    if target.isdigit():
-        index = int(target)
-    elif target.lower() in names:
-        index = names.index(target.lower())
-    else:
-        raise UserError(f"saliency: unknown target {target!r}",
-                        f"use predicted, true, 0..{context.info.num_classes - 1} or one of "
-                        f"{', '.join(context.class_names)}")
-    return np.full(len(rows), index, dtype=np.int64)
+    return np.asarray(context.labels)[rows]
 
 
 def _show_image(ax, image: np.ndarray) -> None:
@@ -144,6 +165,11 @@ class Saliency:
             raise UserError(f"saliency: target class {options.target} does not exist",
                             f"the model has {info.num_classes} classes: use 0..{info.num_classes - 1}")
 
+    def check(self, context, options: SaliencyOptions) -> None:
+        """Rows, labels and the target class against the data, before any explainer runs."""
+        self.validate(context.info, options)
+        _check_selection(context, options)
+
     def explain(self, context, options: SaliencyOptions) -> Artifact:
         self.validate(context.info, options)
         rows, selection = _select_rows(context, options)
@@ -158,10 +184,14 @@ class Saliency:
         else:  # the model outputs logits: differentiate their softmax
             model, softmax = context.data_model(logits=True), True
 
-        images = context.images(rows)
-        grads = input_gradients(model, images, targets, batch_size=options.batch_size or context.batch_size,
-                                softmax=softmax)
-        maps = saliency_maps(grads)
+        # Streamed: per batch, float32 images -> gradients -> maps; only the (N, H, W) maps are kept.
+        batch = options.batch_size or context.batch_size
+        maps = np.empty((len(rows), *context.dataset.images.shape[1:3]), np.float32)
+        for start in range(0, len(rows), batch):
+            chosen = slice(start, start + batch)
+            grads = input_gradients(model, context.images(rows[chosen]), targets[chosen], batch_size=batch,
+                                    softmax=softmax)
+            maps[chosen] = saliency_maps(grads)
         masks, thresholds = threshold_masks(maps, options.threshold_percentile)
 
         probabilities = context.probabilities[rows]
@@ -186,7 +216,7 @@ class Saliency:
                 "zero_gradient": bool(maps[k].max() == 0),
             })
 
-        figures = self._figures(images, maps, masks, per_image, options)
+        figures = self._figures(context.dataset.images, rows, maps, masks, per_image, options)
         summary = {
             "selection": selection,
             "target": options.target,
@@ -212,27 +242,36 @@ class Saliency:
         return Artifact(figures=figures, arrays=arrays, summary=summary)
 
     @staticmethod
-    def _figures(images, maps, masks, per_image, options: SaliencyOptions) -> dict:
+    def _figures(data_images, rows, maps, masks, per_image, options: SaliencyOptions) -> dict:
+        """The grid, and one figure per image made lazily (built when written, then dropped), so that
+        explaining thousands of images never holds thousands of figures. ``data_images`` is the dataset's
+        array; only the displayed rows are read from it."""
         from matplotlib.figure import Figure
+
+        def image(k):
+            return np.asarray(data_images[rows[k]], dtype=np.float32)
 
         def heading(info):
             true = f"true {info['true']}, " if info["true"] is not None else ""
             return (f"row {info['row']}: {true}pred {info['predicted']} ({info['probability']:.2f})\n"
                     f"target {info['target']}")
 
+        def image_figure(k):
+            figure = Figure(figsize=(9, 2.6), layout="constrained")
+            axes = figure.subplots(1, 4)
+            _draw_row(axes, image(k), maps[k], masks[k], "")
+            figure.suptitle(heading(per_image[k]).replace("\n", ", "), fontsize=9)
+            return figure
+
         figures = {}
         if options.image_figures:
             for k, info in enumerate(per_image):
-                figure = Figure(figsize=(9, 2.6), layout="constrained")
-                axes = figure.subplots(1, 4)
-                _draw_row(axes, images[k], maps[k], masks[k], "")
-                figure.suptitle(heading(info).replace("\n", ", "), fontsize=9)
-                figures[f"image_{info['row']}"] = figure
+                figures[f"image_{info['row']}"] = functools.partial(image_figure, k)
         shown = min(len(per_image), options.grid_rows)
         grid = Figure(figsize=(8.5, 2.3 * shown + 0.4), layout="constrained")
         axes = np.asarray(grid.subplots(shown, 4, squeeze=False))
         for k in range(shown):
-            _draw_row(axes[k], images[k], maps[k], masks[k], heading(per_image[k]))
+            _draw_row(axes[k], image(k), maps[k], masks[k], heading(per_image[k]))
         more = f" (first {shown} of {len(per_image)})" if shown < len(per_image) else ""
         grid.suptitle(f"saliency ({options.score} score, mask > p{options.threshold_percentile:g}){more}",
                       fontsize=10)

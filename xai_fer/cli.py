@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import UserError
@@ -39,7 +40,8 @@ def _command(function):
         except UserError as exc:
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]Error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+            # Escaped: a path like "runs/[old]/model.keras" must print as it is, not as Rich markup.
+            err_console.print(f"[bold red]Error:[/] {escape(exc.one_line())}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("Interrupted: earlier results were left as they were, nothing half-written remains.")

@@ -73,6 +73,23 @@ class Dataset:
             usage=pick(self.usage),
         )
 
+    def check_finite(self, chunk: int = 1024) -> None:
+        """Refuse float images holding NaN or infinite pixels: no scaling gives them a meaning, and a model's
+        output on them is NaN, so predictions, metrics and gradients would be silently wrong. Checked in chunks
+        (no full-size temporary); integer images are always finite."""
+        if self.images.dtype.kind not in "fc":
+            return
+        bad = [start + np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))
+               for start in range(0, len(self.images), chunk) for block in [self.images[start:start + chunk]]]
+        rows = np.concatenate(bad) if bad else np.zeros(0, np.int64)
+        if len(rows):
+            where = f" of the {self.split} split" if self.split else ""
+            raise UserError(
+                f"{self.source}: {len(rows)} image{'s' if len(rows) > 1 else ''} hold NaN or infinite pixel values "
+                f"(first: row {rows[0]}{where})",
+                "replace them (e.g. np.nan_to_num) or drop those rows",
+            )
+
     def select_split(self, split: str | None) -> Dataset:
         """Rows of one FER2013 Usage split; sources without a Usage column only accept None."""
         split = canonical_split(split)

@@ -15,14 +15,35 @@ def load_dataset(source: str | Path, split: str | None = None, format: str | Non
     if not path.exists():
         raise UserError(f"data source {str(path)!r} does not exist", "check the --data path")
     formats = registry.datasets()
+    supported = ", ".join(f"{f.name} ({f.description})" for f in formats.values())
+    if path.is_file() and path.stat().st_size == 0:
+        raise UserError(f"data source {str(path)!r} is an empty file", f"pass a file with images; {supported}")
     if format is not None:
         loader = registry.lookup("datasets", format)
     else:
         matches = [f for f in formats.values() if f.detect(path)]
         if not matches:
-            names = ", ".join(f"{f.name} ({f.description})" for f in formats.values())
-            raise UserError(f"no dataset format recognises {str(path)!r}", f"supported: {names}")
+            seen, advice = _first_line(path)
+            raise UserError(f"no dataset format recognises {str(path)!r}{seen}", f"{advice}supported: {supported}")
         loader = matches[0]
     dataset = loader.load(path)
     dataset.format = loader.name
-    return dataset.select_split(split)
+    dataset = dataset.select_split(split)
+    dataset.check_finite()
+    return dataset
+
+
+def _first_line(path: Path) -> tuple[str, str]:
+    """What a text file that no format recognises starts with, so the user sees why (a header naming other
+    columns, or text that is not UTF-8, e.g. a UTF-16 export), and advice to prefix the hint with."""
+    if not path.is_file() or path.suffix.lower() not in (".csv", ".txt", ".tsv"):
+        return "", ""
+    with open(path, "rb") as handle:
+        first = handle.read(4096).split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf16 = " (UTF-16, e.g. Excel's 'Unicode Text')" if first[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        return (f": line 1 is not UTF-8 text{utf16} (byte {first[exc.start]:#04x} at column {exc.start + 1})",
+                "save it as UTF-8 (e.g. 'CSV UTF-8'); ")
+    return f" (line 1: {text[:120]!r})", ""

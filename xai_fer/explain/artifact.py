@@ -10,8 +10,10 @@ import numpy as np
 
 @dataclass
 class Artifact:
-    """``figures``: name -> matplotlib Figure (saved as ``name.png``); ``arrays``: name -> ndarray (saved
-    together in ``arrays.npz``); ``summary``: plain JSON data (saved as ``summary.json``)."""
+    """``figures``: name -> matplotlib Figure (saved as ``name.png``), or a zero-argument callable returning one
+    for figures made in bulk: it is called when the artifact is written and the figure dropped once saved, so
+    thousands of them never coexist in memory; ``arrays``: name -> ndarray (saved together in ``arrays.npz``);
+    ``summary``: plain JSON data (saved as ``summary.json``)."""
 
     figures: dict = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
@@ -24,7 +26,9 @@ class Artifact:
         directory.mkdir(parents=True, exist_ok=True)
         names = []
         for name, figure in self.figures.items():
-            figure.savefig(directory / f"{name}.png", dpi=110, bbox_inches="tight")
+            made = figure() if callable(figure) else figure  # a lazy figure lives only while it is saved
+            made.savefig(directory / f"{name}.png", dpi=110, bbox_inches="tight")
+            del made
             names.append(f"{name}.png")
         np.savez_compressed(directory / "arrays.npz", **{k: np.asarray(v) for k, v in self.arrays.items()})
         atomic.write_json(directory / "summary.json", self.summary)
@@ -34,4 +38,5 @@ class Artifact:
         import matplotlib.pyplot as plt
 
         for figure in self.figures.values():
-            plt.close(figure)
+            if not callable(figure):
+                plt.close(figure)

@@ -13,7 +13,9 @@ class Explainer(Protocol):
 
     ``Options`` is a dataclass of typed fields (see :func:`xai_fer.options.option`); its ``__post_init__``
     raises ``ValueError`` for invalid values. ``validate(info, options)`` may check options against the model
-    before any work starts (raise ``UserError``). ``explain`` returns an :class:`Artifact`.
+    before any work starts, and ``check(context, options)`` against the model and the data once the shared
+    context exists, before any explainer runs (both raise ``UserError``). ``explain`` returns an
+    :class:`Artifact`.
     """
 
     name: str

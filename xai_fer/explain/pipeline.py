@@ -22,7 +22,7 @@ from .artifact import Artifact
 from .context import ExplainContext
 from .html import render_index
 from .manifest import build_manifest
-from .plan import plan_explainers, validate_against_model
+from .plan import check_against_context, plan_explainers, validate_against_model
 
 
 @dataclass
@@ -51,6 +51,7 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     planned = plan_explainers(explainers, options)
     context = build_context(model, dataset, preprocess, seed)
     validate_against_model(planned, context.info)
+    check_against_context(planned, context)
     artifacts, timings = {}, {}
     for item in planned:
         if progress:
@@ -63,19 +64,46 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
 
 
 def prepare_output(out_dir: Path, overwrite: bool) -> None:
-    """Refuse before any work: an existing result (unless overwrite) or a place we cannot write."""
+    """Refuse before any work: an existing result (unless overwrite) or a place we cannot write.
+
+    Nothing is created here: missing parent directories are made only once the results are ready to be
+    written (see :func:`_make_parents`), so a run that fails leaves no trace.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise UserError(f"--out {out_dir} already exists", "pass --overwrite to replace it, or pick another --out")
-    parent = out_dir.resolve().parent
+    ancestor = out_dir.resolve().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"cannot create --out {out_dir}: {ancestor} is a file, not a directory", "pick another --out")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write in {ancestor}", "pick a writable --out")
+
+
+def _make_parents(directory: Path) -> list[Path]:
+    """Create ``directory`` and its missing parents; returns the ones created, deepest first."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        for folder in reversed(missing):
+            folder.mkdir()
     except OSError as exc:
-        raise UserError(f"cannot create {parent}: {exc.strerror}", "pick a writable --out") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write in {parent}", "pick a writable --out")
+        _remove_empty(missing)
+        raise UserError(f"cannot create {exc.filename}: {exc.strerror}", "pick a writable --out") from None
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first; a folder something else wrote into stays
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 @contextmanager
@@ -121,6 +149,7 @@ def run_explain(
     model = load_model(model_path, unsafe=unsafe)
     dataset = load_dataset(data, split=split, format=data_format)
     with _terminate_as_interrupt():
+        parents = _make_parents(out_dir.resolve().parent)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.resolve().parent))
         try:
             artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
@@ -136,5 +165,6 @@ def run_explain(
             atomic.replace_directory(staging, out_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            _remove_empty(parents)
             raise
     return ExplainRun(out_dir=out_dir, manifest=manifest, artifacts=artifacts)

@@ -50,3 +50,12 @@ def validate_against_model(planned: list[PlannedExplainer], info) -> None:
         check = getattr(item.explainer, "validate", None)
         if check is not None:
             check(info, item.options)
+
+
+def check_against_context(planned: list[PlannedExplainer], context) -> None:
+    """Let explainers check their options against the model AND the data (filter indices, rows, labels) once
+    the shared context exists, before any explainer runs: a bad value fails in one line, before any work."""
+    for item in planned:
+        check = getattr(item.explainer, "check", None)
+        if check is not None:
+            check(context, item.options)
