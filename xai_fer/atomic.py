@@ -19,6 +19,10 @@ def temp_sibling(path: Path, suffix: str = "") -> Path:
     """A fresh hidden name in ``path``'s directory (same file system, so os.replace is atomic)."""
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
     os.close(handle)
+    # mkstemp makes the file owner-only; a result should get the usual permissions of a new file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 

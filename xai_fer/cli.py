@@ -64,10 +64,15 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and TensorFlow's logs.")] = False,
 ):
     _state["debug"] = debug
-    if ctx.invoked_subcommand not in (None, "plugins") and not debug:
-        from .quiet import import_tensorflow_quietly
+    if ctx.invoked_subcommand not in (None, "plugins"):
+        # Before TensorFlow starts: XAI_FER_CPU_DEVICES splits the CPU into logical devices (mirrored training).
+        from .training.devices import configure_cpu_devices
 
-        import_tensorflow_quietly()
+        configure_cpu_devices()
+        if not debug:
+            from .quiet import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
 
 
 def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
@@ -114,6 +119,8 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out from its checkpoint.")] = False,
     strategy: Annotated[str | None, typer.Option(help="'mirrored': tf.distribute.MirroredStrategy.")] = None,
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
+    finish: Annotated[bool, typer.Option(help="Stop an interrupted run where it is: write the model and metrics "
+                                              "from its best checkpoint without training further.")] = False,
 ):
     """Train a registered architecture (the study's protocol by default)."""
     from . import registry
@@ -134,11 +141,13 @@ def train(
     command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     architecture = registry.lookup("models", model)
     model_options = dataclasses.asdict(parse_options(architecture.Options, _parse_pairs(option, "option"), model))
+    if (resume or finish) and (setting or option or explicit or preset != "study"):
+        err_console.print("Note: a resumed run keeps the settings it started with; the ones given now are ignored.")
     result = run_training(model, dataset, out, config, model_options, resume=resume,
-                          strategy=strategy, deterministic=seed is not None, command=command)
+                          strategy=strategy, deterministic=seed is not None, command=command, finish=finish)
     splits = result.metrics["splits"]
-    console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, "
-                  f"best epoch {result.metrics['best_epoch']}/{result.epochs_run})")
+    console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, best epoch "
+                  f"{result.metrics['best_epoch']}/{result.epochs_run} of {result.metrics['planned_epochs']} planned)")
     for split, block in splits.items():
         shown = ", ".join(f"{name} {b['accuracy']:.2%}" for name, b in block.items())
         console.print(f"{split}: {shown}")
@@ -241,5 +250,5 @@ def _as_strings(values: dict) -> dict[str, str]:
 
 def main() -> None:
     """Console entry point (errors are handled per command, see ``_command``)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     app()

@@ -31,9 +31,11 @@ def import_tensorflow_quietly() -> None:
         return
     try:
         with _stderr_to_devnull():
-            import keras  # noqa: F401
-            import tensorflow as tf
+            import keras
 
-            tf.config.list_logical_devices()
+            if keras.backend.backend() == "tensorflow":  # under KERAS_BACKEND=jax, TensorFlow is not needed
+                import tensorflow as tf
+
+                tf.config.list_logical_devices()
     except Exception:
         import keras  # noqa: F401  (repeat without silencing: the user must see why it failed)

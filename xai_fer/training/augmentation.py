@@ -7,6 +7,8 @@ from .config import TrainConfig
 
 
 def build_augmentation(config: TrainConfig):
+    """The enabled augmentation layers as one ``Sequential``, or None when every augmentation is off (Keras
+    cannot build an empty ``Sequential``)."""
     import keras
     from keras import layers
 
@@ -22,4 +24,4 @@ def build_augmentation(config: TrainConfig):
     if config.zoom > 0:
         steps.append(layers.RandomZoom(config.zoom, config.zoom, fill_mode="nearest", seed=config.seed + 3,
                                        name="aug_zoom"))
-    return keras.Sequential(steps, name="augmentation")
+    return keras.Sequential(steps, name="augmentation") if steps else None

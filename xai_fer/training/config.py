@@ -38,6 +38,10 @@ class TrainConfig:
             raise ValueError("learning_rate must be positive")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError("label_smoothing must be in [0, 1)")
+        if self.warmup_epochs < 0 or self.weight_decay < 0:
+            raise ValueError("warmup_epochs and weight_decay must not be negative")
+        if not (0 <= self.shift < 1 and 0 <= self.zoom < 1 and 0 <= self.rotation <= 180):
+            raise ValueError("shift and zoom must be in [0, 1), rotation in [0, 180] degrees")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

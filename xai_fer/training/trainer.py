@@ -22,6 +22,7 @@ from .augmentation import build_augmentation
 from .checkpoints import CheckpointStore
 from .config import TrainConfig
 from .data import split_for_training
+from .devices import configure_cpu_devices
 from .report import write_curves, write_history
 
 
@@ -50,28 +51,63 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-def _distribution_scope(strategy: str | None):
+def build_training_model(plugin, input_shape, num_classes: int, options, config: TrainConfig, steps_per_epoch: int):
+    """(training model, base model): the plugin's architecture behind the augmentation layers, compiled with the
+    configured optimizer, schedule and loss; the base model is what gets saved and evaluated."""
+    import keras
+
+    base = plugin.build(tuple(input_shape), num_classes, options)
+    augmentation = build_augmentation(config)
+    layers = [keras.Input(tuple(input_shape)), *([augmentation] if augmentation is not None else []), base]
+    train_model = keras.Sequential(layers, name="training")
+    train_model.compile(
+        optimizer=_optimizer(config, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return train_model, base
+
+
+def _distribution_strategy(strategy: str | None):
+    """None (Keras' default placement) or a ``tf.distribute`` strategy for ``--strategy``."""
     if strategy in (None, "none", ""):
-        return contextlib.nullcontext()
+        return None
     if strategy != "mirrored":
         raise UserError(f"unknown strategy {strategy!r}", "use 'mirrored' or leave it out")
     import keras
 
     if keras.backend.backend() != "tensorflow":
         raise UserError("--strategy mirrored needs the TensorFlow backend", "unset KERAS_BACKEND")
+    configure_cpu_devices()  # XAI_FER_CPU_DEVICES=N: N CPU replicas where there is no GPU
     import tensorflow as tf
 
-    return tf.distribute.MirroredStrategy().scope()
+    return tf.distribute.MirroredStrategy()
 
 
-def _seed_everything(config: TrainConfig, deterministic: bool) -> None:
+@contextlib.contextmanager
+def _seeded(config: TrainConfig, deterministic: bool):
+    """Seed Keras (Python, NumPy and backend generators); with ``deterministic`` also make TensorFlow's ops
+    deterministic for the duration of the run (a process-wide switch, restored afterwards)."""
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    if deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    if not (deterministic and keras.backend.backend() == "tensorflow"):
+        yield
+        return
+    import tensorflow as tf
 
-        tf.config.experimental.enable_op_determinism()
+    try:  # TensorFlow exports only the switch on; the query and the switch off live in its config module
+        from tensorflow.python.framework import config as tf_config
+
+        restore = not tf_config.is_op_determinism_enabled() and tf_config.disable_op_determinism
+    except (ImportError, AttributeError):
+        restore = None
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if restore:
+            restore()
 
 
 def train(
@@ -85,45 +121,65 @@ def train(
     deterministic: bool = False,
     progress: bool = True,
     command: str | None = None,
+    callbacks: list | None = None,
+    finish: bool = False,
 ) -> TrainResult:
+    """Train ``model_name`` on ``dataset`` into ``out_dir`` (or continue the run there with ``resume``).
+
+    ``callbacks`` are extra Keras callbacks, called after the checkpointing and progress ones. ``finish``
+    (implies ``resume``) trains no further: it writes the model, curves and metrics from the best checkpoint
+    so far, and ``metrics.json`` records how many of the planned epochs ran.
+    """
+    resume = resume or finish
+    out_dir = Path(out_dir)
+    plugin = registry.lookup("models", model_name)
+    store = CheckpointStore(out_dir)
+    if resume and not store.exists():
+        raise UserError(f"nothing to resume in {out_dir}", "run without --resume first")
+    if not resume and (store.exists() or (out_dir / "model.keras").exists()):
+        raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
+    store.lock()
+    try:
+        state = None
+        if resume:
+            store.clean()
+            state = store.read_state()
+            if state.get("model", model_name) != model_name:
+                raise UserError(f"{out_dir} holds a run of {state['model']!r}, not {model_name!r}",
+                                f"resume it as `xai-fer train {state['model']} --resume ...`")
+            # The run continues with the settings it started with; options given now are not applied.
+            config = build_options(TrainConfig, state["config"], "train")
+            model_options = state["model_options"]
+            command = state.get("command") or command
+        options = build_options(plugin.Options, dict(model_options or {}), model_name)
+        distribution = _distribution_strategy(strategy)  # first: it may split the CPU before TensorFlow starts
+        with _seeded(config, deterministic):
+            return _train(plugin, model_name, dataset, out_dir, store, state, config, options, distribution,
+                          progress, command, list(callbacks or []), finish)
+    finally:
+        store.unlock()
+
+
+def _train(plugin, model_name, dataset, out_dir, store, state, config, options, strategy, progress, command,
+           extra_callbacks, finish=False):
     import keras
 
     from .progress import TrainingProgress
 
-    out_dir = Path(out_dir)
-    store = CheckpointStore(out_dir)
-    plugin = registry.lookup("models", model_name)
-    state = None
-    if resume:
-        if not store.exists():
-            raise UserError(f"nothing to resume in {out_dir}", "run without --resume first")
-        state = store.read_state()
-        config = TrainConfig(**state["config"])
-        model_options = state["model_options"]
-    elif store.exists() or (out_dir / "model.keras").exists():
-        raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
-    options = build_options(plugin.Options, dict(model_options or {}), model_name)
-    _seed_everything(config, deterministic)
     x_train, y_train, x_val, y_val = split_for_training(dataset, config)
     num_classes = dataset.num_classes
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    with _distribution_scope(strategy):
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if state is not None:
             train_model = keras.saving.load_model(store.dir / state["checkpoint"], compile=True)
             base = train_model.layers[-1]
             history = state["history"]
             initial_epoch = state["epoch"]
         else:
-            base = plugin.build(x_train.shape[1:], num_classes, options)
-            train_model = keras.Sequential([keras.Input(x_train.shape[1:]), build_augmentation(config), base],
-                                           name="training")
-            train_model.compile(
-                optimizer=_optimizer(config, steps_per_epoch),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                metrics=["accuracy"],
-            )
+            train_model, base = build_training_model(plugin, x_train.shape[1:], num_classes, options, config,
+                                                     steps_per_epoch)
             history, initial_epoch = {}, 0
 
     class Checkpoint(keras.callbacks.Callback):
@@ -132,21 +188,27 @@ def train(
                 history.setdefault(key, []).append(float(value))
             history.setdefault("seconds", []).append(time.perf_counter() - self.started)
             store.save(train_model, base, epoch + 1, history, config.as_dict(),
-                       {"model": model_name, "model_options": dataclasses.asdict(options)})
+                       {"model": model_name, "model_options": dataclasses.asdict(options), "command": command})
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
-    callbacks = [Checkpoint()]
-    if progress:
-        callbacks.append(TrainingProgress(config.epochs, steps_per_epoch))
+    display = TrainingProgress(config.epochs, steps_per_epoch) if progress else None
+    callbacks = [Checkpoint(), *([display] if display is not None else []), *extra_callbacks]
     y_train_1h = keras.utils.to_categorical(y_train, num_classes)
     y_val_1h = keras.utils.to_categorical(y_val, num_classes)
-    if initial_epoch < config.epochs:
-        train_model.fit(
-            x_train, y_train_1h, validation_data=(x_val, y_val_1h), batch_size=config.batch_size,
-            epochs=config.epochs, initial_epoch=initial_epoch, shuffle=True, callbacks=callbacks, verbose=0,
-        )
+    if initial_epoch < config.epochs and not finish:
+        try:
+            train_model.fit(
+                x_train, y_train_1h, validation_data=(x_val, y_val_1h), batch_size=config.batch_size,
+                epochs=config.epochs, initial_epoch=initial_epoch, shuffle=True, callbacks=callbacks, verbose=0,
+            )
+        finally:  # Keras skips on_train_end when fit raises (Ctrl-C included): never leave the live display on
+            if display is not None:
+                display.progress.stop()
+    if store.read_state().get("best_epoch") is None:
+        raise UserError(f"the validation loss was never finite in {len(history.get('loss', []))} epoch(s)",
+                        "training diverged: lower --set learning_rate=... or check the data")
     best = keras.saving.load_model(store.best_path, compile=False)
     model_path = out_dir / "model.keras"
     atomic.save_keras(best, model_path)
@@ -156,6 +218,7 @@ def train(
         "parameters": int(best.count_params()),
         "best_epoch": store.read_state()["best_epoch"],
         "epochs": len(history.get("loss", [])),
+        "planned_epochs": config.epochs,
         "config": config.as_dict(),
         "model_options": dataclasses.asdict(options),
         "validation": _metrics_block(best, x_val, y_val, dataset.class_names, config.tta_flip),
@@ -163,7 +226,9 @@ def train(
         "command": command,
         "environment": {"xai_fer": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
                         "python": platform.python_version(), "machine": platform.machine(),
-                        "cpus": os.cpu_count()},
+                        "cpus": os.cpu_count(),
+                        "strategy": type(strategy).__name__ if strategy is not None else None,
+                        "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1},
     }
     if dataset.usage is not None:
         for code, split in enumerate(SPLITS[1:], start=1):
