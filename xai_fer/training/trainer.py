@@ -140,7 +140,7 @@ def train(
         raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
     store.lock()
     try:
-        state = None
+        state, finish_command = None, None
         if resume:
             store.clean()
             state = store.read_state()
@@ -150,18 +150,19 @@ def train(
             # The run continues with the settings it started with; options given now are not applied.
             config = build_options(TrainConfig, state["config"], "train")
             model_options = state["model_options"]
+            finish_command = command if finish else None
             command = state.get("command") or command
         options = build_options(plugin.Options, dict(model_options or {}), model_name)
         distribution = _distribution_strategy(strategy)  # first: it may split the CPU before TensorFlow starts
         with _seeded(config, deterministic):
             return _train(plugin, model_name, dataset, out_dir, store, state, config, options, distribution,
-                          progress, command, list(callbacks or []), finish)
+                          progress, command, list(callbacks or []), finish, finish_command)
     finally:
         store.unlock()
 
 
 def _train(plugin, model_name, dataset, out_dir, store, state, config, options, strategy, progress, command,
-           extra_callbacks, finish=False):
+           extra_callbacks, finish=False, finish_command=None):
     import keras
 
     from .progress import TrainingProgress
@@ -224,6 +225,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "validation": _metrics_block(best, x_val, y_val, dataset.class_names, config.tta_flip),
         "splits": {},
         "command": command,
+        "finish_command": finish_command,
         "environment": {"xai_fer": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
                         "python": platform.python_version(), "machine": platform.machine(),
                         "cpus": os.cpu_count(),
