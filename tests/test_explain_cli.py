@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -99,7 +98,8 @@ def test_seeded_runs_are_identical(workdir, tmp_path):
                           options=FAST[:4])
         assert result.exit_code == 0, result.output
     for explainer in ("saliency", "activation-max"):
-        with np.load(tmp_path / "a" / explainer / "arrays.npz") as a, np.load(tmp_path / "b" / explainer / "arrays.npz") as b:
+        first, second = (tmp_path / run / explainer / "arrays.npz" for run in ("a", "b"))
+        with np.load(first) as a, np.load(second) as b:
             assert a.files == b.files
             for key in a.files:
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{explainer}/{key}")
@@ -128,14 +128,16 @@ def test_killed_run_leaves_previous_results_and_no_partial_output(workdir, tmp_p
     command = [sys.executable, "-m", "xai_fer", "explain", str(workdir / "model.keras"), "--data",
                str(workdir / "data.h5"), "--out", str(out), "--overwrite", "--preprocess", "symmetric",
                "-e", "activation-max", "-o", "activation-max.steps=100000"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(p.name.startswith(".run.tmp-") for p in tmp_path.iterdir()):
-        time.sleep(0.2)
-    assert any(p.name.startswith(".run.tmp-") for p in tmp_path.iterdir()), "the run never started writing"
-    time.sleep(1.0)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in process.stdout:  # the run announces each explainer as it starts it
+        seen.append(line)
+        if "running activation-max" in line:
+            break
+    assert process.poll() is None, "".join(seen)
+    time.sleep(2.0)  # well inside the (100,000-step) optimisation
     process.send_signal(sig)
-    output = process.communicate(timeout=60)[0].decode()
+    output = "".join(seen) + process.communicate(timeout=60)[0]
     assert process.returncode != 0, output
     assert (out / "previous.txt").read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "half-written output left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], f"half-written output left behind: {output}"

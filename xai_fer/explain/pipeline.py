@@ -149,11 +149,13 @@ def run_explain(
     model = load_model(model_path, unsafe=unsafe)
     dataset = load_dataset(data, split=split, format=data_format)
     with _terminate_as_interrupt():
+        # Explainers keep their results in memory: nothing touches the disk until every one has finished,
+        # so an interruption while they run (most of a run's time) leaves nothing to clean up.
+        artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
+                                                              progress)
         parents = _make_parents(out_dir.resolve().parent)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.resolve().parent))
         try:
-            artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
-                                                           progress)
             sections = []
             for name, artifact in artifacts.items():
                 figures = artifact.write(staging / name)
