@@ -49,11 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from xai_fer.errors import UserError
 from xai_fer.explain.artifact import Artifact
 from xai_fer.hookspecs import hookimpl
+from xai_fer.lazy import np
 from xai_fer.options import option
 
 NOISE_STD = 0.1  # noise seed: mid-grey + N(0, 0.1) on the [0, 1] scale (about +-25 grey levels)

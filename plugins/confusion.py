@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from xai_fer.errors import UserError
 from xai_fer.explain.artifact import Artifact
 from xai_fer.hookspecs import hookimpl
+from xai_fer.lazy import np
 from xai_fer.options import option
 
 

@@ -1,12 +1,13 @@
 """HDF5 files with the layout of FER2013's ``fer2013.h5``: ``images``, optional ``labels`` and ``usage``."""
 
-from pathlib import Path
+from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
 from xai_fer.data import FER2013_CLASSES, Dataset
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
+from xai_fer.lazy import np
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

@@ -4,14 +4,15 @@ Class names come from the folder names. Folders named after FER2013's seven clas
 label indices, so a folder copy of FER2013 labels images exactly as ``fer2013.csv`` does.
 """
 
+from __future__ import annotations
+
 import difflib
 from pathlib import Path
-
-import numpy as np
 
 from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
+from xai_fer.lazy import np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SPLIT_FOLDERS = {

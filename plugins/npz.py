@@ -1,13 +1,14 @@
 """NumPy ``.npz`` archives: ``images`` (N,H,W[,C]) and optional ``labels``, ``usage`` and ``class_names``."""
 
+from __future__ import annotations
+
 import zipfile
 from pathlib import Path
-
-import numpy as np
 
 from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
+from xai_fer.lazy import np
 
 _HINT = (
     "save with np.savez(path, images=..., labels=..., usage=..., class_names=np.array(names, dtype=str)); "

@@ -12,12 +12,11 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from xai_fer.errors import UserError
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.gradients import input_gradients, saliency_maps, threshold_masks
 from xai_fer.hookspecs import hookimpl
+from xai_fer.lazy import np
 from xai_fer.options import option
 
 _TARGET_WORDS = ("predicted", "true")

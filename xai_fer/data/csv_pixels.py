@@ -17,12 +17,12 @@ from math import isqrt
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
+from xai_fer.lazy import np
 
 from ..errors import UserError
 
 BLOCK_BYTES = 1 << 19  # about 60 FER2013 rows: every temporary stays within the CPU caches
-_ZERO = np.uint8(ord("0"))
+_ZERO = ord("0")  # a Python int keeps uint8 arithmetic in uint8 (NEP 50), without importing numpy early
 
 
 def read_header(path: Path) -> tuple[str, ...]:

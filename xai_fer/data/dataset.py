@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
+from xai_fer.lazy import np
 
 from ..errors import UserError
 

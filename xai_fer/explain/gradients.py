@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 
-import numpy as np
+from xai_fer.lazy import np
 
 # model -> {softmax flag -> compiled function}; weak so that a discarded model frees its traced graph.
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
