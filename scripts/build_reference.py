@@ -17,9 +17,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from xai_fer.reference import GOALS
+from xai_fer.reference import STUDY_ACCURACY as STUDY
+
 REFERENCE = Path(__file__).resolve().parents[1] / "xai_fer" / "reference"
-STUDY = {"cnn": 0.68793, "dnn": 0.3777}
-GOALS = {"cnn": 0.71, "dnn": 0.45}
 
 
 def build_sample(h5_path: Path, per_class: int, seed: int) -> dict:

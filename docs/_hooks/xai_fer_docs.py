@@ -5,7 +5,7 @@ from the code and from generated files, so nothing below can drift from what the
 * ``builtin-plugins``: every built-in plugin, what it registers and every option, from the registry and
   :func:`xai_fer.options.describe_options`;
 * ``reference-numbers``: the shipped reference models' measured accuracy, from ``xai_fer/reference/*_metrics.json``,
-  next to the study's published numbers (``STUDY`` in ``scripts/build_reference.py``);
+  next to the study's published numbers (``STUDY_ACCURACY`` in ``xai_fer/reference/__init__.py``);
 * ``gallery``, ``hero``, ``figure PATH``: figures made by ``scripts/build_gallery.py`` (``docs/gallery/``).
 
 An unknown marker stops the build.
@@ -13,7 +13,6 @@ An unknown marker stops the build.
 
 from __future__ import annotations
 
-import ast
 import html
 import json
 import os
@@ -120,12 +119,10 @@ def render_builtin_plugins() -> str:
 
 
 def study_numbers() -> dict[str, float]:
-    """``STUDY`` from scripts/build_reference.py: the study's Kaggle private-test accuracy per model."""
-    source = ROOT / "scripts" / "build_reference.py"
-    for node in ast.parse(source.read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "STUDY" for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise PluginError(f"{source} defines no STUDY numbers")
+    """``STUDY_ACCURACY`` from xai_fer.reference: the study's Kaggle private-test accuracy per model."""
+    from xai_fer.reference import STUDY_ACCURACY
+
+    return dict(STUDY_ACCURACY)
 
 
 def render_reference_numbers(reference_dir: Path | None = None) -> str:
