@@ -290,7 +290,7 @@ def _laplacian(v):
     return p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4.0 * v
 
 
-def make_optimiser(features, adapter, head=None):
+def make_optimiser(features, adapter, head=None, ascent=None):
     """A compiled ``run(v0, picked, shifts, begin, end, lr, l2, tv) -> v``: steps ``begin..end-1`` of the
     ascent in one graph (a ``tf.range`` loop), and a compiled ``measure(v, picked)`` of the exact activations
     (through the full layer).
@@ -298,18 +298,20 @@ def make_optimiser(features, adapter, head=None):
     ``v0``: (F, H, W, C) start images on the [0, 1] scale; ``picked``: (F,) int32, the filter each image
     maximises; ``shifts``: (steps, 2) int32 jitter offsets, one row per step. ``head`` (see
     :func:`filter_head`) computes the objective more cheaply; without it the full layer output is used.
+    ``ascent``: a model computing the same as ``features`` faster (batch norm folded, see
+    :mod:`xai_fer.models.fold`) for the objective; ``measure`` always uses ``features`` itself.
     """
     import tensorflow as tf
 
     count = int(features.outputs[0].shape[-1])
 
-    def scores(v, picked):
-        activation = features(adapter(v * 255.0), training=False)
+    def scores(v, picked, model=features):
+        activation = model(adapter(v * 255.0), training=False)
         return tf.reduce_sum(tf.reduce_mean(activation, axis=[1, 2]) * tf.one_hot(picked, count), axis=-1)
 
     def objective(v, picked):
         if head is None:
-            return tf.reduce_sum(scores(v, picked))
+            return tf.reduce_sum(scores(v, picked, ascent or features))
         return tf.reduce_sum(tf.reduce_mean(head(adapter(v * 255.0), picked), axis=[1, 2]))
 
     @tf.function(reduce_retracing=True)
@@ -387,15 +389,26 @@ def data_maxima(features, context, filters, limit: int = 0, forward=None) -> tup
     return best, where, total
 
 
+def ascent_optimiser(model, layer, features, adapter, data_shape):
+    """The optimiser activation-max runs for ``layer``: batch norm folded into the convolutions where that
+    gives the same outputs (checked on two noise images of ``data_shape``), and the one-filter head."""
+    from xai_fer.models.fold import fold_batch_norm
+
+    noise = np.random.default_rng(0).uniform(0, 255, (2, *data_shape)).astype(np.float32)
+    ascent = fold_batch_norm(features, check_input=np.asarray(adapter(noise)))
+    source = ascent or model
+    return make_optimiser(features, adapter, filter_head(source, source.get_layer(layer.name)), ascent)
+
+
 def compiled(context, layer):
     """Feature model and compiled functions for one layer, built once per context (no retracing when the
     same run explains the layer again)."""
     key = ("activation-max", layer.name)
     if key not in context._cache:
         features = feature_model(context.model, layer)
-        head = filter_head(context.model, layer)
-        context._cache[key] = (features, make_optimiser(features, context.adapter, head),
-                               make_forward(features, context.adapter))
+        optimiser = ascent_optimiser(context.model, layer, features, context.adapter,
+                                     context.dataset.images.shape[1:])
+        context._cache[key] = (features, optimiser, make_forward(features, context.adapter))
     return context._cache[key]
 
 

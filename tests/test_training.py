@@ -137,10 +137,10 @@ def _background_jobs(tiny_h5: Path, folder: Path) -> dict:
             folder / "mirrored", env={"XAI_FER_CPU_DEVICES": "2"}),
     }
     if HAVE_JAX:
-        # Flip only: JAX takes long to compile the affine (rotation, shift, zoom) layers on a CPU.
+        # The study's augmentation, rotation, shift and zoom included: under JAX the train step is compiled.
         jobs["test_jax_backend_trains_a_model_tensorflow_loads"] = lambda: CliJob(
-            ["train", "dnn", *common, "--out", folder / "jax", "--epochs", 1, "--set", "rotation=0", "--set",
-             "shift=0", "--set", "zoom=0"], folder / "jax", env={"KERAS_BACKEND": "jax"})
+            ["train", "dnn", *common, "--out", folder / "jax", "--epochs", 1, "--set", "steps_per_execution=2"],
+            folder / "jax", env={"KERAS_BACKEND": "jax"})
     return jobs
 
 
@@ -202,7 +202,8 @@ def test_training_model_with_and_without_augmentation():
     assert without.predict(np.zeros((2, 48, 48, 1), "float32"), verbose=0).shape == (2, 7)
 
 
-@pytest.mark.parametrize("setting", [{"zoom": "1.5"}, {"warmup_epochs": "-1"}, {"epochs": "0"}, {"rotation": "-5"}])
+@pytest.mark.parametrize("setting", [{"zoom": "1.5"}, {"warmup_epochs": "-1"}, {"epochs": "0"}, {"rotation": "-5"},
+                                     {"steps_per_execution": "0"}])
 def test_invalid_training_settings_are_user_errors(setting):
     from xai_fer.options import parse_options
     from xai_fer.training.config import TrainConfig
@@ -266,12 +267,16 @@ def test_resume_after_sigkill_runs_every_epoch_once(tiny_h5, background):
         assert is_complete_zip(path), path
     assert not (out / "model.keras").exists()
 
-    # --finish on a copy: the best model so far, with metrics that say how many planned epochs ran.
+    # --finish on a copy: the best model so far, with metrics that say how many planned epochs ran. It needs
+    # only state.json and the best model (what is fetched back from a GPU machine), not the training checkpoint,
+    # and keeps the environment the epochs ran in.
     finished = out.parent / f"{out.name}-finished"
     shutil.copytree(out, finished)
+    (finished / "checkpoints" / state["checkpoint"]).unlink()
     cli("train", "dnn", "--data", tiny_h5, "--out", finished, "--finish")
     early = json.loads((finished / "metrics.json").read_text())
     assert (early["epochs"], early["planned_epochs"]) == (state["epoch"], epochs)
+    assert early["environment"] == state["environment"] and early["finish_environment"]["backend"] == "tensorflow"
     assert weights_of(finished / "model.keras")
 
     cli("train", "dnn", "--data", tiny_h5, "--out", out, "--resume")
@@ -418,3 +423,31 @@ def test_jax_backend_trains_a_model_tensorflow_loads(background):
     model = load_model(out / "model.keras")  # in this process: the TensorFlow backend
     probs = np.asarray(model.predict(np.zeros((2, 48, 48, 1), "float32"), verbose=0))
     assert probs.shape == (2, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+
+
+JAX_JIT_CHECK = """
+import keras
+from xai_fer import registry
+from xai_fer.training.config import STUDY
+from xai_fer.training.trainer import build_training_model, compile_under_jax
+
+plugin = registry.lookup("models", "dnn")
+model, _ = build_training_model(plugin, (48, 48, 1), 7, plugin.Options(), STUDY, steps_per_epoch=10)
+assert {l.name for l in model.layers[0].layers} >= {"aug_rotation", "aug_shift", "aug_zoom"}
+assert model.jit_compile is True, "a JAX train step with the affine augmentation layers must be compiled"
+model.save(PATH)
+again = keras.saving.load_model(PATH, compile=True)  # Keras alone would turn jit off again here
+compile_under_jax(again)
+assert again.jit_compile is True
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not HAVE_JAX, reason="jax is not installed (an optional Keras backend)")
+def test_jax_train_step_is_compiled_despite_the_affine_augmentation_layers(tmp_path):
+    """Keras runs a JAX model holding RandomRotation/RandomTranslation/RandomZoom eagerly (they declare
+    supports_jit=False for TensorFlow's sake): on an H100 that made an epoch take over 90 s."""
+    code = JAX_JIT_CHECK.replace("PATH", repr(str(tmp_path / "m.keras")))
+    done = subprocess.run([sys.executable, "-c", code], env=subprocess_env(KERAS_BACKEND="jax"),
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]

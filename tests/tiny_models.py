@@ -1,6 +1,7 @@
 """Tiny Keras models of the shapes users bring, for fast tests. Each builder is seeded and returns a model."""
 
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -42,6 +43,31 @@ def residual_separable_rgb64(input_shape=(64, 64, 3), classes=7):
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(classes)(x)
     return keras.Model(inputs, layers.Activation("softmax")(x), name="residual_rgb64")
+
+
+def batch_norm_branches(input_shape=(48, 48, 1), classes=7):
+    """Functional with batch norm after convs (foldable) and after a conv whose output also feeds a residual
+    add (not foldable), with random moving statistics so that folding is not an identity."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(6, 3, padding="same", use_bias=False, name="conv_a")(inputs)
+    x = layers.BatchNormalization(name="bn_a")(x)
+    x = layers.Activation("relu")(x)
+    branch = layers.Conv2D(6, 3, padding="same", name="conv_branch")(x)
+    y = layers.BatchNormalization(name="bn_branch")(branch)
+    x = layers.Add()([branch, layers.Activation("relu")(y)])
+    x = layers.Conv2D(8, 3, strides=2, padding="same", name="conv_b")(x)
+    x = layers.BatchNormalization(name="bn_b")(x)
+    x = layers.Conv2D(8, 3, padding="same", name="conv_top")(layers.Activation("relu")(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(classes, activation="softmax")(x), name="bn_branches")
+    rng = np.random.default_rng(4)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            shape = layer.gamma.shape
+            layer.set_weights([rng.uniform(0.5, 2, shape), rng.normal(0, 0.5, shape), rng.normal(0, 1, shape),
+                               rng.uniform(0.5, 2, shape)])
+    return model
 
 
 ALL = {

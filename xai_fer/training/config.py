@@ -28,10 +28,13 @@ class TrainConfig:
     flip: bool = option(True, "random horizontal flip")
     tta_flip: bool = option(False, "also average predictions over the mirrored image when evaluating")
     seed: int = option(0, "seed for the split, initialisation, shuffling and augmentation")
+    steps_per_execution: int = option(
+        1, "gradient steps per compiled call: more saves Python round trips on a fast GPU, results are the same"
+    )
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.steps_per_execution < 1:
+            raise ValueError("epochs, batch_size and steps_per_execution must be at least 1")
         if not 0 < self.validation_fraction < 1:
             raise ValueError("validation_fraction must be between 0 and 1")
         if self.learning_rate <= 0:

@@ -64,8 +64,27 @@ def build_training_model(plugin, input_shape, num_classes: int, options, config:
         optimizer=_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
+        steps_per_execution=config.steps_per_execution,
     )
+    compile_under_jax(train_model)
     return train_model, base
+
+
+def compile_under_jax(train_model) -> None:
+    """Under JAX, make Keras compile the train step with XLA even though the model holds RandomRotation,
+    RandomTranslation or RandomZoom.
+
+    Those layers declare ``supports_jit = False`` because TensorFlow cannot XLA-compile their image transform,
+    and Keras then runs the whole JAX train step eagerly, op by op: on an H100 one CNN epoch took over 90 s and a
+    run with the affine layers finished no epoch in 8 minutes. JAX compiles these layers without trouble. The
+    flag is not saved with a model, so a resumed run calls this again."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return
+    for layer in train_model._flatten_layers():
+        layer.supports_jit = True
+    train_model.jit_compile = True
 
 
 def _distribution_strategy(strategy: str | None):
@@ -173,8 +192,15 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        if state is not None:
+        if state is not None and finish:
+            # Finishing needs only the best weights and the history: the training checkpoint (optimizer state
+            # included) may be left behind, e.g. when a run is fetched from another machine.
+            train_model = base = None
+            history = state["history"]
+            initial_epoch = state["epoch"]
+        elif state is not None:
             train_model = keras.saving.load_model(store.dir / state["checkpoint"], compile=True)
+            compile_under_jax(train_model)
             base = train_model.layers[-1]
             history = state["history"]
             initial_epoch = state["epoch"]
@@ -189,11 +215,13 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
                 history.setdefault(key, []).append(float(value))
             history.setdefault("seconds", []).append(time.perf_counter() - self.started)
             store.save(train_model, base, epoch + 1, history, config.as_dict(),
-                       {"model": model_name, "model_options": dataclasses.asdict(options), "command": command})
+                       {"model": model_name, "model_options": dataclasses.asdict(options), "command": command,
+                        "environment": environment})
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
+    environment = _environment(strategy)
     display = TrainingProgress(config.epochs, steps_per_epoch) if progress else None
     callbacks = [Checkpoint(), *([display] if display is not None else []), *extra_callbacks]
     y_train_1h = keras.utils.to_categorical(y_train, num_classes)
@@ -226,11 +254,9 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "splits": {},
         "command": command,
         "finish_command": finish_command,
-        "environment": {"xai_fer": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
-                        "python": platform.python_version(), "machine": platform.machine(),
-                        "cpus": os.cpu_count(),
-                        "strategy": type(strategy).__name__ if strategy is not None else None,
-                        "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1},
+        # Where the epochs ran: a run trained on a GPU machine and finished here keeps the GPU's environment.
+        "environment": store.read_state().get("environment", environment) if finish else environment,
+        "finish_environment": environment if finish else None,
     }
     if dataset.usage is not None:
         for code, split in enumerate(SPLITS[1:], start=1):
@@ -244,6 +270,34 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     write_curves(out_dir / "training_curves.png", history, title=f"{model_name} on {Path(dataset.source).name}")
     atomic.write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
+
+
+def _environment(strategy) -> dict:
+    import keras
+
+    return {"xai_fer": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
+            "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "accelerators": _accelerators(),
+            "strategy": type(strategy).__name__ if strategy is not None else None,
+            "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1}
+
+
+def _accelerators() -> list[str]:
+    """The GPUs the backend trains on (empty on a CPU), e.g. ``['NVIDIA H100 80GB HBM3']`` under JAX."""
+    import keras
+
+    try:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return [d.name for d in tf.config.list_logical_devices("GPU")]
+    except Exception:  # noqa: BLE001 - a description of the machine must never fail a finished run
+        return []
+    return []
 
 
 def _metrics_block(model, x, y, class_names, tta_flip: bool) -> dict:
