@@ -64,3 +64,14 @@ def test_the_original_model_is_left_untouched(model, images):
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
     np.testing.assert_array_equal(model(images), before)
     feature_model(model, model.get_layer("conv_top"))  # still one inbound node per layer: .output works
+
+
+def test_the_study_cnn_folds_under_activation_maxs_default_layer():
+    """What activation-max relies on for its speed: every batch norm before block2_conv2 folds, checked."""
+    from xai_fer_plugins.cnn import Cnn, CnnOptions
+
+    cnn = Cnn().build((48, 48, 1), 7, CnnOptions())
+    features = feature_model(cnn, cnn.get_layer("block2_conv2"))
+    assert set(foldable_pairs(features)) == {"block1_conv1", "block1_conv2", "block1_conv3", "block2_conv1"}
+    noise = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32)
+    assert fold_batch_norm(features, check_input=noise) is not None

@@ -37,14 +37,15 @@ def foldable_pairs(model) -> dict:
         if len(consumers) != 1 or len(getattr(layer, "_inbound_nodes", [])) != 1:
             continue  # a layer called twice, or whose output feeds a second branch, keeps its batch norm
         bn = consumers[0]
-        if (type(bn) is keras.layers.BatchNormalization and bn.name in names and bn.axis in (-1, len(
-                layer.output.shape) - 1) and len(getattr(bn, "_inbound_nodes", [])) == 1):
+        if type(bn) is not keras.layers.BatchNormalization or bn.name not in names:
+            continue  # the target layer's own batch norm lies outside a feature model: it stays out
+        if bn.axis in (-1, len(layer.output.shape) - 1) and len(getattr(bn, "_inbound_nodes", [])) == 1:
             pairs[layer.name] = bn
     return pairs
 
 
 def _folded_weights(conv, bn) -> tuple[np.ndarray, np.ndarray]:
-    kernel = conv.kernel.numpy() if hasattr(conv.kernel, "numpy") else np.asarray(conv.kernel)
+    kernel = np.asarray(conv.kernel)  # output channels on the last axis for Conv1D/2D/3D and Dense alike
     bias = np.asarray(conv.bias) if conv.use_bias else np.zeros(kernel.shape[-1], np.float32)
     gamma = np.asarray(bn.gamma) if bn.scale else 1.0
     beta = np.asarray(bn.beta) if bn.center else 0.0
