@@ -92,7 +92,7 @@ def worker_ours_vs_minimal(layer_name: str, steps: int, count: int, repeats: int
 
     def ours(optimiser=None):
         """What the explainer runs: build and trace the optimiser (when new), measure, ascend, measure."""
-        optimiser = optimiser or ascent_optimiser(model, layer, features, adapter, (48, 48, 1))
+        optimiser = optimiser or ascent_optimiser(model, layer, features, adapter)
         optimise(start, filters, steps, defaults.learning_rate, defaults.l2, defaults.total_variation,
                  defaults.jitter, 0, optimiser)
 
@@ -104,7 +104,7 @@ def worker_ours_vs_minimal(layer_name: str, steps: int, count: int, repeats: int
         minimal(x0, onehot, tf.constant(steps), tf.constant(1.0)).numpy()
 
     result = {"cold_ours": _timed(ours), "cold_minimal": _timed(base)}
-    explainer = ascent_optimiser(model, layer, features, adapter, (48, 48, 1))
+    explainer = ascent_optimiser(model, layer, features, adapter)
     # Ablations: without folding batch norm (one-filter head only), and with neither (full layer output).
     unfolded = make_optimiser(features, adapter, filter_head(model, layer))
     full_layer = make_optimiser(features, adapter, None)

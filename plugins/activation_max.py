@@ -134,17 +134,19 @@ def default_layer(model, info) -> str:
     return candidates[len(candidates) // 2]
 
 
-def _check_layer_name(info, name: str) -> None:
+def _require_conv_layers(info) -> None:
     if not info.conv_layers:
         raise UserError(f"model {info.name!r} has no conv layers", "activation-max visualises conv filters")
+
+
+def _check_layer_name(info, name: str) -> None:
     if name not in info.conv_layers:
         raise UserError(f"layer {name!r} is not a conv layer of model {info.name!r}",
                         _valid_hint(name, info.conv_layers))
 
 
 def _resolve_layer(model, info, name: str | None):
-    if not info.conv_layers:
-        raise UserError(f"model {info.name!r} has no conv layers", "activation-max visualises conv filters")
+    _require_conv_layers(info)
     if name is None:
         name = default_layer(model, info)
     try:
@@ -389,12 +391,12 @@ def data_maxima(features, context, filters, limit: int = 0, forward=None) -> tup
     return best, where, total
 
 
-def ascent_optimiser(model, layer, features, adapter, data_shape):
+def ascent_optimiser(model, layer, features, adapter):
     """The optimiser activation-max runs for ``layer``: batch norm folded into the convolutions where that
-    gives the same outputs (checked on two noise images of ``data_shape``), and the one-filter head."""
+    gives the same outputs (checked on two noise images of the adapter's data shape), and the one-filter head."""
     from xai_fer.models.fold import fold_batch_norm
 
-    noise = np.random.default_rng(0).uniform(0, 255, (2, *data_shape)).astype(np.float32)
+    noise = np.random.default_rng(0).uniform(0, 255, (2, *adapter.data_shape)).astype(np.float32)
     ascent = fold_batch_norm(features, check_input=np.asarray(adapter(noise)))
     source = ascent or model
     return make_optimiser(features, adapter, filter_head(source, source.get_layer(layer.name)), ascent)
@@ -406,8 +408,7 @@ def compiled(context, layer):
     key = ("activation-max", layer.name)
     if key not in context._cache:
         features = feature_model(context.model, layer)
-        optimiser = ascent_optimiser(context.model, layer, features, context.adapter,
-                                     context.dataset.images.shape[1:])
+        optimiser = ascent_optimiser(context.model, layer, features, context.adapter)
         context._cache[key] = (features, optimiser, make_forward(features, context.adapter))
     return context._cache[key]
 
@@ -461,8 +462,7 @@ class ActivationMax:
     Options = ActivationMaxOptions
 
     def validate(self, info, options: ActivationMaxOptions) -> None:
-        if not info.conv_layers:
-            raise UserError(f"model {info.name!r} has no conv layers", "activation-max visualises conv filters")
+        _require_conv_layers(info)
         if options.layer is not None:
             _check_layer_name(info, options.layer)
         if options.image_file and not Path(options.image_file).expanduser().is_file():

@@ -42,7 +42,7 @@ def test_features_cut_at_a_conv_keep_that_convs_batch_norm_out(model, images):
     np.testing.assert_allclose(folded(images), features(images), rtol=1e-4, atol=1e-5)
 
 
-def test_nothing_to_fold_gives_none(images):
+def test_nothing_to_fold_gives_none():
     assert fold_batch_norm(residual_separable_rgb64()) is None
 
 
