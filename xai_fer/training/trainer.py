@@ -192,18 +192,15 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        if state is not None and finish:
+        if state is not None:
+            history, initial_epoch = state["history"], state["epoch"]
             # Finishing needs only the best weights and the history: the training checkpoint (optimizer state
             # included) may be left behind, e.g. when a run is fetched from another machine.
             train_model = base = None
-            history = state["history"]
-            initial_epoch = state["epoch"]
-        elif state is not None:
-            train_model = keras.saving.load_model(store.dir / state["checkpoint"], compile=True)
-            compile_under_jax(train_model)
-            base = train_model.layers[-1]
-            history = state["history"]
-            initial_epoch = state["epoch"]
+            if not finish:
+                train_model = keras.saving.load_model(store.dir / state["checkpoint"], compile=True)
+                compile_under_jax(train_model)
+                base = train_model.layers[-1]
         else:
             train_model, base = build_training_model(plugin, x_train.shape[1:], num_classes, options, config,
                                                      steps_per_epoch)
@@ -235,7 +232,8 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         finally:  # Keras skips on_train_end when fit raises (Ctrl-C included): never leave the live display on
             if display is not None:
                 display.progress.stop()
-    if store.read_state().get("best_epoch") is None:
+    final_state = store.read_state()
+    if final_state.get("best_epoch") is None:
         raise UserError(f"the validation loss was never finite in {len(history.get('loss', []))} epoch(s)",
                         "training diverged: lower --set learning_rate=... or check the data")
     best = keras.saving.load_model(store.best_path, compile=False)
@@ -245,7 +243,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     metrics = {
         "model": model_name,
         "parameters": int(best.count_params()),
-        "best_epoch": store.read_state()["best_epoch"],
+        "best_epoch": final_state["best_epoch"],
         "epochs": len(history.get("loss", [])),
         "planned_epochs": config.epochs,
         "config": config.as_dict(),
@@ -255,7 +253,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "command": command,
         "finish_command": finish_command,
         # Where the epochs ran: a run trained on a GPU machine and finished here keeps the GPU's environment.
-        "environment": store.read_state().get("environment", environment) if finish else environment,
+        "environment": final_state.get("environment", environment) if finish else environment,
         "finish_environment": environment if finish else None,
     }
     if dataset.usage is not None:
