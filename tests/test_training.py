@@ -385,6 +385,44 @@ def test_two_processes_never_train_into_the_same_directory(tmp_path):
     second.unlock()
 
 
+@pytest.mark.slow
+def test_init_from_starts_a_new_run_from_a_saved_models_weights(tiny_h5, tmp_path):
+    import keras
+
+    from xai_fer.data import load_dataset
+    from xai_fer.training.config import TrainConfig
+    from xai_fer.training.trainer import train
+
+    first = tmp_path / "first"
+    cli("train", "dnn", "--data", tiny_h5, "--out", first, "--epochs", 1, "--batch-size", 16)
+    donor = weights_of(first / "model.keras")
+
+    class StartingWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = [np.array(w) for w in self.model.layers[-1].get_weights()]
+
+    seen = StartingWeights()
+    second = tmp_path / "second"
+    result = train("dnn", load_dataset(str(tiny_h5)), second, TrainConfig(epochs=1, batch_size=16),
+                   progress=False, callbacks=[seen], init_from=first / "model.keras", command="second")
+    assert len(seen.weights) == len(donor) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(seen.weights, donor, strict=True))
+    record = result.metrics["initialisation"]
+    assert record["path"] == str(first / "model.keras") and len(record["sha256"]) == 64
+    assert record["command"] == json.loads((first / "metrics.json").read_text())["command"]  # replayable chain
+    assert json.loads((second / "metrics.json").read_text())["initialisation"] == record
+
+    # Another architecture, a missing file and a resumed run are each one clear line.
+    assert "does not have the architecture" in cli_error(
+        "train", "cnn", "--data", tiny_h5, "--out", tmp_path / "third", "--epochs", 1,
+        "--init-from", first / "model.keras")
+    assert not (tmp_path / "third" / "model.keras").exists()
+    assert "does not exist" in cli_error("train", "dnn", "--data", tiny_h5, "--out", tmp_path / "fourth",
+                                         "--init-from", tmp_path / "nothing.keras")
+    assert "starts a new run" in cli_error("train", "dnn", "--data", tiny_h5, "--out", second, "--resume",
+                                           "--init-from", first / "model.keras")
+
+
 # --- reproducibility, distribution, backends ----------------------------------------------------------------
 
 

@@ -121,6 +121,8 @@ def train(
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
     finish: Annotated[bool, typer.Option(help="Stop an interrupted run where it is: write the model and metrics "
                                               "from its best checkpoint without training further.")] = False,
+    init_from: Annotated[Path | None, typer.Option(help="Start from the weights of this saved model (same "
+                                                        "architecture and --option values).")] = None,
 ):
     """Train a registered architecture (the study's protocol by default)."""
     from . import registry
@@ -144,7 +146,8 @@ def train(
     if (resume or finish) and (setting or option or explicit or preset != "study"):
         err_console.print("Note: a resumed run keeps the settings it started with; the ones given now are ignored.")
     result = run_training(model, dataset, out, config, model_options, resume=resume,
-                          strategy=strategy, deterministic=seed is not None, command=command, finish=finish)
+                          strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
+                          init_from=init_from)
     splits = result.metrics["splits"]
     console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, best epoch "
                   f"{result.metrics['best_epoch']}/{result.epochs_run} of {result.metrics['planned_epochs']} planned)")

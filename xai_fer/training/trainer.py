@@ -17,6 +17,7 @@ from .. import __version__, atomic, registry
 from ..data import SPLITS, Dataset
 from ..errors import UserError
 from ..evaluation import evaluate_arrays
+from ..models.loading import check_model_file
 from ..options import build_options
 from .augmentation import build_augmentation
 from .checkpoints import CheckpointStore
@@ -142,14 +143,21 @@ def train(
     command: str | None = None,
     callbacks: list | None = None,
     finish: bool = False,
+    init_from: Path | None = None,
 ) -> TrainResult:
     """Train ``model_name`` on ``dataset`` into ``out_dir`` (or continue the run there with ``resume``).
 
     ``callbacks`` are extra Keras callbacks, called after the checkpointing and progress ones. ``finish``
     (implies ``resume``) trains no further: it writes the model, curves and metrics from the best checkpoint
-    so far, and ``metrics.json`` records how many of the planned epochs ran.
+    so far, and ``metrics.json`` records how many of the planned epochs ran. ``init_from`` starts a new run
+    from the weights of a saved model of the same architecture and options (fine-tuning, or a second schedule
+    after a first one) instead of a random initialisation.
     """
     resume = resume or finish
+    if init_from is not None and resume:
+        raise UserError("--init-from starts a new run", "leave it out when resuming or finishing a run")
+    if init_from is not None:
+        init_from = check_model_file(Path(init_from))
     out_dir = Path(out_dir)
     plugin = registry.lookup("models", model_name)
     store = CheckpointStore(out_dir)
@@ -175,13 +183,13 @@ def train(
         distribution = _distribution_strategy(strategy)  # first: it may split the CPU before TensorFlow starts
         with _seeded(config, deterministic):
             return _train(plugin, model_name, dataset, out_dir, store, state, config, options, distribution,
-                          progress, command, list(callbacks or []), finish, finish_command)
+                          progress, command, list(callbacks or []), finish, finish_command, init_from)
     finally:
         store.unlock()
 
 
 def _train(plugin, model_name, dataset, out_dir, store, state, config, options, strategy, progress, command,
-           extra_callbacks, finish=False, finish_command=None):
+           extra_callbacks, finish=False, finish_command=None, init_from=None):
     import keras
 
     from .progress import TrainingProgress
@@ -205,6 +213,9 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             train_model, base = build_training_model(plugin, x_train.shape[1:], num_classes, options, config,
                                                      steps_per_epoch)
             history, initial_epoch = {}, 0
+            initialisation = copy_weights(init_from, base) if init_from is not None else None
+    if state is not None:
+        initialisation = state.get("initialisation")
 
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -213,7 +224,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             history.setdefault("seconds", []).append(time.perf_counter() - self.started)
             store.save(train_model, base, epoch + 1, history, config.as_dict(),
                        {"model": model_name, "model_options": dataclasses.asdict(options), "command": command,
-                        "environment": environment})
+                        "environment": environment, "initialisation": initialisation})
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
@@ -252,6 +263,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "splits": {},
         "command": command,
         "finish_command": finish_command,
+        "initialisation": initialisation,
         # Where the epochs ran: a run trained on a GPU machine and finished here keeps the GPU's environment.
         "environment": final_state.get("environment", environment) if finish else environment,
         "finish_environment": environment if finish else None,
@@ -268,6 +280,35 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     write_curves(out_dir / "training_curves.png", history, title=f"{model_name} on {Path(dataset.source).name}")
     atomic.write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
+
+
+def copy_weights(source: Path, base) -> dict:
+    """Load the weights of the saved model ``source`` into ``base``; they must match layer for layer in shape.
+
+    Returns what ``metrics.json`` records of the starting point: the file, its sha256 and, when it was written by
+    ``xai-fer train``, the command that trained it (from the ``metrics.json`` beside it), so that a chain of runs
+    can be replayed."""
+    from ..explain.manifest import file_sha256
+    from ..models.loading import load_model
+
+    donor = load_model(source)
+    donor_shapes = [tuple(w.shape) for w in donor.weights]
+    base_shapes = [tuple(w.shape) for w in base.weights]
+    if donor_shapes != base_shapes:
+        raise UserError(f"{source} does not have the architecture being trained "
+                        f"({len(donor_shapes)} weight arrays, {donor.count_params():,} parameters, against "
+                        f"{len(base_shapes)} and {base.count_params():,})",
+                        "pass a model trained with the same architecture and --option values")
+    for target, value in zip(base.weights, donor.weights, strict=True):
+        target.assign(value)
+    record = {"path": str(source), "sha256": file_sha256(source)}
+    donor_metrics = source.parent / "metrics.json"
+    if donor_metrics.is_file():
+        import json
+
+        with contextlib.suppress(ValueError, OSError):
+            record["command"] = json.loads(donor_metrics.read_text()).get("command")
+    return record
 
 
 def _environment(strategy) -> dict:
