@@ -391,7 +391,7 @@ def test_init_from_starts_a_new_run_from_a_saved_models_weights(tiny_h5, tmp_pat
 
     from xai_fer.data import load_dataset
     from xai_fer.training.config import TrainConfig
-    from xai_fer.training.trainer import train
+    from xai_fer.training.trainer import _donor_history, train
 
     first = tmp_path / "first"
     cli("train", "dnn", "--data", tiny_h5, "--out", first, "--epochs", 1, "--batch-size", 16)
@@ -411,6 +411,8 @@ def test_init_from_starts_a_new_run_from_a_saved_models_weights(tiny_h5, tmp_pat
     assert record["path"] == str(first / "model.keras") and len(record["sha256"]) == 64
     assert record["command"] == json.loads((first / "metrics.json").read_text())["command"]  # replayable chain
     assert json.loads((second / "metrics.json").read_text())["initialisation"] == record
+    # The curves show the whole chain: the donor's epochs come first.
+    assert _donor_history(record) == json.loads((first / "history.json").read_text())
 
     # Another architecture, a missing file and a resumed run are each one clear line.
     assert "does not have the architecture" in cli_error(

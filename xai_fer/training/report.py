@@ -21,17 +21,22 @@ def write_history(out_dir: Path, history: dict) -> None:
     atomic.write_json(out_dir / "history.json", history)
 
 
-def write_curves(path: Path, history: dict, title: str) -> None:
+def write_curves(path: Path, history: dict, title: str, earlier: dict | None = None) -> None:
+    """Loss and accuracy, train against validation, per epoch. ``earlier`` is the history of the run this one
+    started from (``--init-from``): drawn first, with a dotted line where this run took over."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    offset = len((earlier or {}).get("loss", []))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        epochs = range(1, len(history.get(metric, [])) + 1)
-        ax.plot(epochs, history.get(metric, []), label="train")
-        ax.plot(epochs, history.get(f"val_{metric}", []), label="validation")
+        for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
+            values = [*(earlier or {}).get(key, []), *history.get(key, [])]
+            ax.plot(range(1, len(values) + 1), values, label=label)
+        if offset:
+            ax.axvline(offset + 0.5, color="grey", linestyle=":", label="this run starts (--init-from)")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

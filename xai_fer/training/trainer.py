@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import platform
 import time
@@ -277,7 +278,8 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
                     config.tta_flip,
                 )
     write_history(out_dir, history)
-    write_curves(out_dir / "training_curves.png", history, title=f"{model_name} on {Path(dataset.source).name}")
+    write_curves(out_dir / "training_curves.png", history, title=f"{model_name} on {Path(dataset.source).name}",
+                 earlier=_donor_history(initialisation))
     atomic.write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
 
@@ -304,11 +306,20 @@ def copy_weights(source: Path, base) -> dict:
     record = {"path": str(source), "sha256": file_sha256(source)}
     donor_metrics = source.parent / "metrics.json"
     if donor_metrics.is_file():
-        import json
-
         with contextlib.suppress(ValueError, OSError):
             record["command"] = json.loads(donor_metrics.read_text()).get("command")
     return record
+
+
+def _donor_history(initialisation: dict | None) -> dict | None:
+    """The history of the run whose model this one started from, when its folder is still beside that model
+    (so the curves show the whole chain); None otherwise, e.g. for a run fetched from another machine."""
+    if not initialisation:
+        return None
+    try:
+        return json.loads((Path(initialisation["path"]).parent / "history.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _environment(strategy) -> dict:
