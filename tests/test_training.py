@@ -386,43 +386,63 @@ def test_two_processes_never_train_into_the_same_directory(tmp_path):
 
 
 @pytest.mark.slow
-def test_init_from_starts_a_new_run_from_a_saved_models_weights(tiny_h5, tmp_path):
+def test_init_from_starts_a_new_run_from_a_saved_models_weights(tiny_h5, tmp_path, monkeypatch):
     import keras
 
     from xai_fer.data import load_dataset
     from xai_fer.training.config import TrainConfig
-    from xai_fer.training.trainer import _donor_history, train
+    from xai_fer.training.initialisation import chain_history
+    from xai_fer.training.trainer import train
 
-    first = tmp_path / "first"
-    cli("train", "dnn", "--data", tiny_h5, "--out", first, "--epochs", 1, "--batch-size", 16)
-    donor = weights_of(first / "model.keras")
+    monkeypatch.chdir(tmp_path)  # paths as a user types them: relative to where the command runs
+    cli("train", "dnn", "--data", tiny_h5, "--out", "first", "--epochs", 1, "--batch-size", 16)
+    donor = weights_of(tmp_path / "first" / "model.keras")
+    first_history = json.loads((tmp_path / "first" / "history.json").read_text())
 
     class StartingWeights(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.weights = [np.array(w) for w in self.model.layers[-1].get_weights()]
 
     seen = StartingWeights()
-    second = tmp_path / "second"
-    result = train("dnn", load_dataset(str(tiny_h5)), second, TrainConfig(epochs=1, batch_size=16),
-                   progress=False, callbacks=[seen], init_from=first / "model.keras", command="second")
+    result = train("dnn", load_dataset(str(tiny_h5)), Path("second"), TrainConfig(epochs=1, batch_size=16),
+                   progress=False, callbacks=[seen], init_from="first/model.keras", command="second")
     assert len(seen.weights) == len(donor) > 0
     assert all(np.array_equal(a, b) for a, b in zip(seen.weights, donor, strict=True))
     record = result.metrics["initialisation"]
-    assert record["path"] == str(first / "model.keras") and len(record["sha256"]) == 64
-    assert record["command"] == json.loads((first / "metrics.json").read_text())["command"]  # replayable chain
-    assert json.loads((second / "metrics.json").read_text())["initialisation"] == record
-    # The curves show the whole chain: the donor's epochs come first.
-    assert _donor_history(record) == json.loads((first / "history.json").read_text())
+    assert record["path"] == "first/model.keras" and len(record["sha256"]) == 64
+    assert record["command"] == json.loads((tmp_path / "first" / "metrics.json").read_text())["command"]
+    assert record["history"] == first_history and record["initialisation"] is None
+    assert json.loads((tmp_path / "second" / "metrics.json").read_text())["initialisation"] == record
 
-    # Another architecture, a missing file and a resumed run are each one clear line.
+    # The record lives in the checkpoint state too: finishing (or resuming) the run keeps it.
+    cli("train", "dnn", "--data", tiny_h5, "--out", "second", "--finish")
+    assert json.loads((tmp_path / "second" / "metrics.json").read_text())["initialisation"] == record
+
+    # A chain nests, and its history (what the curves draw before this run) is joined oldest first.
+    third = train("dnn", load_dataset(str(tiny_h5)), Path("third"), TrainConfig(epochs=1, batch_size=16),
+                  progress=False, init_from="second/model.keras", command="third").metrics["initialisation"]
+    assert third["initialisation"] == record and third["command"] == "second"
+    second_history = json.loads((tmp_path / "second" / "history.json").read_text())
+    assert chain_history(third)["loss"] == [*first_history["loss"], *second_history["loss"]]
+
+    # Another architecture, a missing file and a resumed run are each one clear line, and leave nothing behind.
     assert "does not have the architecture" in cli_error(
-        "train", "cnn", "--data", tiny_h5, "--out", tmp_path / "third", "--epochs", 1,
-        "--init-from", first / "model.keras")
-    assert not (tmp_path / "third" / "model.keras").exists()
-    assert "does not exist" in cli_error("train", "dnn", "--data", tiny_h5, "--out", tmp_path / "fourth",
-                                         "--init-from", tmp_path / "nothing.keras")
-    assert "starts a new run" in cli_error("train", "dnn", "--data", tiny_h5, "--out", second, "--resume",
-                                           "--init-from", first / "model.keras")
+        "train", "cnn", "--data", tiny_h5, "--out", "fourth", "--epochs", 1, "--init-from", "first/model.keras")
+    assert not (tmp_path / "fourth").exists()
+    assert "does not exist" in cli_error("train", "dnn", "--data", tiny_h5, "--out", "fifth",
+                                         "--init-from", "nothing.keras")
+    assert "starts a new run" in cli_error("train", "dnn", "--data", tiny_h5, "--out", "second", "--resume",
+                                           "--init-from", "first/model.keras")
+
+
+def test_init_from_reads_the_run_behind_a_bundled_reference_model():
+    from xai_fer.reference import MODELS
+    from xai_fer.training.initialisation import load_donor
+
+    donor = load_donor(MODELS["dnn"])
+    shipped = json.loads((MODELS["dnn"].parent / "dnn_metrics.json").read_text())
+    assert donor.record["command"] == shipped["command"] and donor.record["command"].startswith("xai-fer train dnn")
+    assert donor.parameters == shipped["parameters"] == sum(w.size for w in donor.weights)
 
 
 # --- reproducibility, distribution, backends ----------------------------------------------------------------

@@ -122,13 +122,14 @@ def train(
     finish: Annotated[bool, typer.Option(help="Stop an interrupted run where it is: write the model and metrics "
                                               "from its best checkpoint without training further.")] = False,
     init_from: Annotated[Path | None, typer.Option(help="Start from the weights of this saved model (same "
-                                                        "architecture and --option values).")] = None,
+                                                        "architecture and --option widths).")] = None,
 ):
     """Train a registered architecture (the study's protocol by default)."""
     from . import registry
     from .data import load_dataset
     from .options import parse_options
     from .training.config import PRESETS, TrainConfig
+    from .training.initialisation import check_init_from
     from .training.trainer import train as run_training
 
     if preset not in PRESETS:
@@ -139,6 +140,7 @@ def train(
     config = parse_options(TrainConfig, {**_as_strings(dataclasses.asdict(PRESETS[preset])), **overrides}, "train")
     explicit = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)) if v is not None}
     config = dataclasses.replace(config, **explicit)
+    init_from = check_init_from(init_from, resume or finish)  # before reading what may be a large dataset
     dataset = load_dataset(data, format=data_format)
     command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     architecture = registry.lookup("models", model)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +18,13 @@ from .. import __version__, atomic, registry
 from ..data import SPLITS, Dataset
 from ..errors import UserError
 from ..evaluation import evaluate_arrays
-from ..models.loading import check_model_file
 from ..options import build_options
 from .augmentation import build_augmentation
 from .checkpoints import CheckpointStore
 from .config import TrainConfig
 from .data import split_for_training
 from .devices import configure_cpu_devices
+from .initialisation import chain_history, check_init_from, copy_into, load_donor
 from .report import write_curves, write_history
 
 
@@ -151,14 +151,11 @@ def train(
     ``callbacks`` are extra Keras callbacks, called after the checkpointing and progress ones. ``finish``
     (implies ``resume``) trains no further: it writes the model, curves and metrics from the best checkpoint
     so far, and ``metrics.json`` records how many of the planned epochs ran. ``init_from`` starts a new run
-    from the weights of a saved model of the same architecture and options (fine-tuning, or a second schedule
-    after a first one) instead of a random initialisation.
+    from the weights of a saved model of the same architecture (fine-tuning, or a second schedule after a first
+    one) instead of a random initialisation; see ``initialisation.py``.
     """
     resume = resume or finish
-    if init_from is not None and resume:
-        raise UserError("--init-from starts a new run", "leave it out when resuming or finishing a run")
-    if init_from is not None:
-        init_from = check_model_file(Path(init_from))
+    init_from = check_init_from(init_from, resume)
     out_dir = Path(out_dir)
     plugin = registry.lookup("models", model_name)
     store = CheckpointStore(out_dir)
@@ -166,6 +163,7 @@ def train(
         raise UserError(f"nothing to resume in {out_dir}", "run without --resume first")
     if not resume and (store.exists() or (out_dir / "model.keras").exists()):
         raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
+    created = not out_dir.exists()
     store.lock()
     try:
         state, finish_command = None, None
@@ -185,6 +183,12 @@ def train(
         with _seeded(config, deterministic):
             return _train(plugin, model_name, dataset, out_dir, store, state, config, options, distribution,
                           progress, command, list(callbacks or []), finish, finish_command, init_from)
+    except BaseException:
+        # A new run that stops before its first checkpoint (a refused --init-from model, Ctrl-C in the first
+        # epoch) has nothing worth keeping: leave no folder behind that would block the next attempt.
+        if created and not store.exists():
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         store.unlock()
 
@@ -199,6 +203,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     num_classes = dataset.num_classes
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
     out_dir.mkdir(parents=True, exist_ok=True)
+    donor = load_donor(init_from) if init_from is not None else None  # outside the scope: not one per replica
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if state is not None:
@@ -214,9 +219,9 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             train_model, base = build_training_model(plugin, x_train.shape[1:], num_classes, options, config,
                                                      steps_per_epoch)
             history, initial_epoch = {}, 0
-            initialisation = copy_weights(init_from, base) if init_from is not None else None
-    if state is not None:
-        initialisation = state.get("initialisation")
+            if donor is not None:
+                copy_into(donor, base)
+    initialisation = state.get("initialisation") if state is not None else (donor.record if donor else None)
 
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -279,47 +284,9 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
                 )
     write_history(out_dir, history)
     write_curves(out_dir / "training_curves.png", history, title=f"{model_name} on {Path(dataset.source).name}",
-                 earlier=_donor_history(initialisation))
+                 earlier=chain_history(initialisation))
     atomic.write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
-
-
-def copy_weights(source: Path, base) -> dict:
-    """Load the weights of the saved model ``source`` into ``base``; they must match layer for layer in shape.
-
-    Returns what ``metrics.json`` records of the starting point: the file, its sha256 and, when it was written by
-    ``xai-fer train``, the command that trained it (from the ``metrics.json`` beside it), so that a chain of runs
-    can be replayed."""
-    from ..explain.manifest import file_sha256
-    from ..models.loading import load_model
-
-    donor = load_model(source)
-    donor_shapes = [tuple(w.shape) for w in donor.weights]
-    base_shapes = [tuple(w.shape) for w in base.weights]
-    if donor_shapes != base_shapes:
-        raise UserError(f"{source} does not have the architecture being trained "
-                        f"({len(donor_shapes)} weight arrays, {donor.count_params():,} parameters, against "
-                        f"{len(base_shapes)} and {base.count_params():,})",
-                        "pass a model trained with the same architecture and --option values")
-    for target, value in zip(base.weights, donor.weights, strict=True):
-        target.assign(value)
-    record = {"path": str(source), "sha256": file_sha256(source)}
-    donor_metrics = source.parent / "metrics.json"
-    if donor_metrics.is_file():
-        with contextlib.suppress(ValueError, OSError):
-            record["command"] = json.loads(donor_metrics.read_text()).get("command")
-    return record
-
-
-def _donor_history(initialisation: dict | None) -> dict | None:
-    """The history of the run whose model this one started from, when its folder is still beside that model
-    (so the curves show the whole chain); None otherwise, e.g. for a run fetched from another machine."""
-    if not initialisation:
-        return None
-    try:
-        return json.loads((Path(initialisation["path"]).parent / "history.json").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _environment(strategy) -> dict:

@@ -1,0 +1,88 @@
+"""``xai-fer train --init-from MODEL``: start a new run from the weights of a saved model, and remember where
+they came from so that a chain of runs (e.g. a second cosine cycle after a first one) can be read and replayed.
+
+What is recorded of the starting model (``metrics.json`` → ``initialisation``): the path as given, the file's
+sha256, and, when the model was written by ``xai-fer train``, its run's command, per-epoch history and own
+``initialisation`` (so a chain nests, newest outside). The run is found beside the model: ``metrics.json`` and
+``history.json`` of a finished run, ``state.json`` of a checkpoint, or ``NAME_metrics.json`` of a bundled
+reference model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+
+@dataclass
+class Donor:
+    weights: list[np.ndarray]
+    parameters: int
+    record: dict
+
+
+def check_init_from(init_from: str | Path | None, resume: bool) -> Path | None:
+    """The model file to start from, refused early (before any data is read) when it can't be used."""
+    from ..models.loading import check_model_file
+
+    if init_from is None:
+        return None
+    if resume:
+        raise UserError("--init-from starts a new run", "leave it out when resuming or finishing a run")
+    return check_model_file(Path(init_from))
+
+
+def load_donor(source: Path) -> Donor:
+    from ..explain.manifest import file_sha256
+    from ..models.loading import load_model
+
+    record = {"path": str(source), "sha256": file_sha256(source)}  # hashed first: the bytes that get loaded
+    model = load_model(source)
+    record.update(_run_beside(source))
+    return Donor([np.asarray(w) for w in model.weights], int(model.count_params()), record)
+
+
+def copy_into(donor: Donor, base) -> None:
+    """Give ``base`` the donor's weights; they must match it weight for weight in shape."""
+    donor_shapes = [w.shape for w in donor.weights]
+    base_shapes = [tuple(w.shape) for w in base.weights]
+    if donor_shapes != base_shapes:
+        raise UserError(f"{donor.record['path']} does not have the architecture being trained "
+                        f"({len(donor_shapes)} weight arrays, {donor.parameters:,} parameters, against "
+                        f"{len(base_shapes)} and {base.count_params():,})",
+                        "pass a model of the same architecture, trained with the same --option widths")
+    for target, value in zip(base.weights, donor.weights, strict=True):
+        target.assign(value)
+
+
+def chain_history(record: dict | None) -> dict:
+    """The per-epoch history of every run before this one, oldest first, joined key by key."""
+    if not record:
+        return {}
+    joined = chain_history(record.get("initialisation"))
+    for key, values in (record.get("history") or {}).items():
+        joined[key] = [*joined.get(key, []), *values]
+    return joined
+
+
+def _run_beside(source: Path) -> dict:
+    """Command, history and starting point of the ``xai-fer train`` run that wrote ``source``, where found."""
+    folder = source.parent
+    found = {}
+    for candidate in (folder / "state.json", folder / f"{source.stem}_metrics.json", folder / "metrics.json"):
+        found.update(_read_json(candidate))  # metrics.json last: a finished run's own record wins
+    history = _read_json(folder / "history.json") or found.get("history")
+    return {"command": found.get("command"), "history": history or None,
+            "initialisation": found.get("initialisation")}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
