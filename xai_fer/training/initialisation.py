@@ -59,13 +59,21 @@ def copy_into(donor: Donor, base) -> None:
         target.assign(value)
 
 
+def ancestors(record: dict | None) -> list[dict]:
+    """The records of a chain of runs, oldest first: ``record`` (a run's ``initialisation``) comes last."""
+    chain = []
+    while record:
+        chain.insert(0, record)
+        record = record.get("initialisation")
+    return chain
+
+
 def chain_history(record: dict | None) -> dict:
     """The per-epoch history of every run before this one, oldest first, joined key by key."""
-    if not record:
-        return {}
-    joined = chain_history(record.get("initialisation"))
-    for key, values in (record.get("history") or {}).items():
-        joined[key] = [*joined.get(key, []), *values]
+    joined = {}
+    for earlier in ancestors(record):
+        for key, values in (earlier.get("history") or {}).items():
+            joined[key] = [*joined.get(key, []), *values]
     return joined
 
 
