@@ -29,11 +29,12 @@ def write_curves(path: Path, history: dict, title: str, earlier: dict | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    offset = len((earlier or {}).get("loss", []))
+    earlier = earlier or {}
+    offset = len(earlier.get("loss", []))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
-            values = [*(earlier or {}).get(key, []), *history.get(key, [])]
+            values = [*earlier.get(key, []), *history.get(key, [])]
             ax.plot(range(1, len(values) + 1), values, label=label)
         if offset:
             ax.axvline(offset + 0.5, color="grey", linestyle=":", label="this run starts (--init-from)")
