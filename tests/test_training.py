@@ -221,8 +221,9 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
 
     out = tmp_path / "run"
     result = cli("train", "cnn", "--data", tiny_h5, "--out", out, "--epochs", 2, "--batch-size", 16,
-                 "--set", "tta_flip=true")
+                 "--set", "tta_flip=true", "--set", "recalibrate_batch_norm=true")
     assert "saved" in result.output and "PrivateTest" in result.output
+    assert "batch-norm statistics recomputed on 56 training images" in result.output
 
     history = json.loads((out / "history.json").read_text())
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
@@ -248,8 +249,21 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
     probs = np.asarray(model.predict(images, verbose=0))
     assert probs.shape == (3, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
 
+    recalibration = metrics["batch_norm_recalibration"]
+    assert recalibration["layers"] == 11 and recalibration["images"] == 56  # 80% of 70, never augmented
+    assert recalibration["kept"] == (recalibration["validation_loss_after"] < recalibration["validation_loss_before"])
+
     # A finished run is never overwritten by accident.
     assert "already holds a training run" in cli_error("train", "cnn", "--data", tiny_h5, "--out", out)
+
+    # --finish may change what acts after the last epoch (nothing else): here, no recalibration this time.
+    result = cli("train", "cnn", "--data", tiny_h5, "--out", out, "--finish", "--set", "recalibrate_batch_norm=false",
+                 "--set", "learning_rate=0.5")
+    assert "the ones given now are ignored (except tta_flip, recalibrate_batch_norm" in " ".join(result.output.split())
+    refinished = json.loads((out / "metrics.json").read_text())
+    assert refinished["batch_norm_recalibration"] is None and refinished["config"]["learning_rate"] == 1e-3
+    assert refinished["finish_command"]  # (sys.argv: the test runner's under CliRunner)
+    assert refinished["command"] == metrics["command"] and refinished["best_epoch"] == metrics["best_epoch"]
 
 
 # --- resuming and checkpoints --------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def train(
     from . import registry
     from .data import load_dataset
     from .options import parse_options
-    from .training.config import PRESETS, TrainConfig
+    from .training.config import AFTER_TRAINING, PRESETS, TrainConfig
     from .training.initialisation import check_init_from
     from .training.trainer import train as run_training
 
@@ -145,14 +145,24 @@ def train(
     command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     architecture = registry.lookup("models", model)
     model_options = dataclasses.asdict(parse_options(architecture.Options, _parse_pairs(option, "option"), model))
-    if (resume or finish) and (setting or option or explicit or preset != "study"):
-        err_console.print("Note: a resumed run keeps the settings it started with; the ones given now are ignored.")
+    # A resumed or finished run keeps the settings it started with, except those that act after training.
+    after_training = {key: getattr(config, key) for key in overrides if key in AFTER_TRAINING}
+    ignored = set(overrides) - set(after_training)
+    if (resume or finish) and (ignored or option or explicit or preset != "study"):
+        err_console.print("Note: a resumed run keeps the settings it started with; the ones given now are ignored "
+                          f"(except {', '.join(AFTER_TRAINING)}, which act after the last epoch).")
     result = run_training(model, dataset, out, config, model_options, resume=resume,
                           strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
-                          init_from=init_from)
+                          init_from=init_from, after_training=after_training if resume or finish else None)
     splits = result.metrics["splits"]
     console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, best epoch "
                   f"{result.metrics['best_epoch']}/{result.epochs_run} of {result.metrics['planned_epochs']} planned)")
+    recalibration = result.metrics.get("batch_norm_recalibration")
+    if recalibration:
+        console.print(f"batch-norm statistics recomputed on {recalibration['images']:,} training images: validation "
+                      f"loss {recalibration['validation_loss_before']:.4f} -> "
+                      f"{recalibration['validation_loss_after']:.4f}, "
+                      f"{'kept' if recalibration['kept'] else 'not kept'}")
     for split, block in splits.items():
         shown = ", ".join(f"{name} {b['accuracy']:.2%}" for name, b in block.items())
         console.print(f"{split}: {shown}")

@@ -27,6 +27,10 @@ class TrainConfig:
     zoom: float = option(0.1, "random zoom, as a fraction")
     flip: bool = option(True, "random horizontal flip")
     tta_flip: bool = option(False, "also average predictions over the mirrored image when evaluating")
+    recalibrate_batch_norm: bool = option(
+        False, "after training, recompute batch-norm statistics on the un-augmented training images; "
+        "kept only if that lowers the validation loss"
+    )
     seed: int = option(0, "seed for the split, initialisation, shuffling and augmentation")
     steps_per_execution: int = option(
         1, "gradient steps per compiled call: more saves Python round trips on a fast GPU, results are the same"
@@ -54,7 +58,8 @@ class TrainConfig:
 STUDY = TrainConfig()
 
 # What the reference models were trained with: all of Training (PublicTest validates, as on the Kaggle
-# leaderboard), a cosine schedule with warm-up, AdamW, label smoothing and a mirrored test-time view.
+# leaderboard), a cosine schedule with warm-up, AdamW, label smoothing, batch-norm statistics recomputed on
+# the clean training images, and a mirrored test-time view.
 IMPROVED = dataclasses.replace(
     STUDY,
     epochs=60,
@@ -66,6 +71,11 @@ IMPROVED = dataclasses.replace(
     label_smoothing=0.1,
     validation="publictest",
     tta_flip=True,
+    recalibrate_batch_norm=True,
 )
+
+# Settings that act only after the last epoch (on the best model), so `--resume` and `--finish` may change
+# them: the trained weights do not depend on them.
+AFTER_TRAINING = ("tta_flip", "recalibrate_batch_norm")
 
 PRESETS = {"study": STUDY, "improved": IMPROVED}

@@ -21,10 +21,11 @@ from ..evaluation import evaluate_arrays
 from ..options import build_options
 from .augmentation import build_augmentation
 from .checkpoints import CheckpointStore
-from .config import TrainConfig
+from .config import AFTER_TRAINING, TrainConfig
 from .data import split_for_training
 from .devices import configure_cpu_devices
 from .initialisation import chain_history, check_init_from, copy_into, load_donor
+from .recalibration import recalibrate_if_better
 from .report import write_curves, write_history
 
 
@@ -145,6 +146,7 @@ def train(
     callbacks: list | None = None,
     finish: bool = False,
     init_from: Path | None = None,
+    after_training: dict | None = None,
 ) -> TrainResult:
     """Train ``model_name`` on ``dataset`` into ``out_dir`` (or continue the run there with ``resume``).
 
@@ -152,7 +154,9 @@ def train(
     (implies ``resume``) trains no further: it writes the model, curves and metrics from the best checkpoint
     so far, and ``metrics.json`` records how many of the planned epochs ran. ``init_from`` starts a new run
     from the weights of a saved model of the same architecture (fine-tuning, or a second schedule after a first
-    one) instead of a random initialisation; see ``initialisation.py``.
+    one) instead of a random initialisation; see ``initialisation.py``. ``after_training`` changes settings of
+    ``AFTER_TRAINING`` (test-time flip, batch-norm recalibration) of a resumed or finished run, whose other
+    settings are the ones it started with.
     """
     resume = resume or finish
     init_from = check_init_from(init_from, resume)
@@ -174,7 +178,7 @@ def train(
                 raise UserError(f"{out_dir} holds a run of {state['model']!r}, not {model_name!r}",
                                 f"resume it as `xai-fer train {state['model']} --resume ...`")
             # The run continues with the settings it started with; options given now are not applied.
-            config = build_options(TrainConfig, state["config"], "train")
+            config = build_options(TrainConfig, {**state["config"], **_after_training(after_training)}, "train")
             model_options = state["model_options"]
             finish_command = command if finish else None
             command = state.get("command") or command
@@ -254,6 +258,10 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         raise UserError(f"the validation loss was never finite in {len(history.get('loss', []))} epoch(s)",
                         "training diverged: lower --set learning_rate=... or check the data")
     best = keras.saving.load_model(store.best_path, compile=False)
+    recalibration = None
+    if config.recalibrate_batch_norm:
+        best, recalibration = recalibrate_if_better(best, x_train, x_val, y_val, config.label_smoothing,
+                                                    seed=config.seed)
     model_path = out_dir / "model.keras"
     atomic.save_keras(best, model_path)
 
@@ -267,6 +275,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "model_options": dataclasses.asdict(options),
         "validation": _metrics_block(best, x_val, y_val, dataset.class_names, config.tta_flip),
         "splits": {},
+        "batch_norm_recalibration": recalibration,
         "command": command,
         "finish_command": finish_command,
         "initialisation": initialisation,
@@ -287,6 +296,14 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
                  earlier=chain_history(initialisation))
     atomic.write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
+
+
+def _after_training(settings: dict | None) -> dict:
+    others = sorted(set(settings or {}) - set(AFTER_TRAINING))
+    if others:
+        raise UserError(f"a resumed run keeps its setting(s) {', '.join(others)}",
+                        f"only {', '.join(AFTER_TRAINING)} may change; start a new run for the others")
+    return dict(settings or {})
 
 
 def _environment(strategy) -> dict:
