@@ -94,6 +94,13 @@ def write_readme(metrics: dict, sample: dict) -> None:
             lines.append(f"  then {'stopped early (time ran out) and ' if stopped else ''}written and evaluated "
                          f"from its best checkpoint with `{m['finish_command']}` "
                          f"({_where(m.get('finish_environment') or {})})")
+    recalibrated = {name: m["batch_norm_recalibration"] for name, m in metrics.items()
+                    if m.get("batch_norm_recalibration")}
+    if recalibrated:
+        lines += ["", "Batch-norm recalibration (`recalibrate_batch_norm`, after the last epoch, on the best model):", ""]
+        lines += [f"- {name}: {r['layers']} layers recomputed on {r['images']:,} un-augmented training images; "
+                  f"validation loss {r['validation_loss_before']:.4f} → {r['validation_loss_after']:.4f}, "
+                  f"{'kept' if r['kept'] else 'not kept'}" for name, r in recalibrated.items()]
     lines += ["", f"`sample.npz`: {sample['n']} PrivateTest images, {sample['per_class']} per class "
               f"(seed {sample['seed']}), from `fer2013.h5`.", ""]
     (REFERENCE / "README.md").write_text("\n".join(lines))
