@@ -97,7 +97,8 @@ def write_readme(metrics: dict, sample: dict) -> None:
     recalibrated = {name: m["batch_norm_recalibration"] for name, m in metrics.items()
                     if m.get("batch_norm_recalibration")}
     if recalibrated:
-        lines += ["", "Batch-norm recalibration (`recalibrate_batch_norm`, after the last epoch, on the best model):", ""]
+        lines += ["", "Batch-norm recalibration (`recalibrate_batch_norm`, after the last epoch, on the best "
+                  "model):", ""]
         lines += [f"- {name}: {r['layers']} layers recomputed on {r['images']:,} un-augmented training images; "
                   f"validation loss {r['validation_loss_before']:.4f} → {r['validation_loss_after']:.4f}, "
                   f"{'kept' if r['kept'] else 'not kept'}" for name, r in recalibrated.items()]
