@@ -525,3 +525,14 @@ def test_jax_train_step_is_compiled_despite_the_affine_augmentation_layers(tmp_p
     done = subprocess.run([sys.executable, "-c", code], env=subprocess_env(KERAS_BACKEND="jax"),
                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+def test_a_resumed_run_may_change_only_the_settings_that_act_after_training():
+    from xai_fer.training.config import AFTER_TRAINING
+    from xai_fer.training.trainer import _after_training
+
+    assert _after_training({"tta_flip": True, "recalibrate_batch_norm": False}) == {
+        "tta_flip": True, "recalibrate_batch_norm": False}
+    assert _after_training(None) == {} and set(AFTER_TRAINING) == {"tta_flip", "recalibrate_batch_norm"}
+    with pytest.raises(UserError, match="keeps its setting.s. epochs, learning_rate"):
+        _after_training({"learning_rate": 0.1, "epochs": 3, "tta_flip": True})
