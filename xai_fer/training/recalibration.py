@@ -5,12 +5,15 @@ rotated, zoomed, with padded borders) seen *through dropout*, which scales the k
 inflates the variance seen by any batch-norm layer behind it. At test time neither happens, and the stored
 statistics no longer match what the layer receives (the "variance shift" of Li et al., 2019, "Understanding the
 disharmony between dropout and batch normalization"). Recomputing them on the un-augmented training images, in
-inference mode, removes that mismatch without touching a single learned weight; on the reference CNN it was
-worth about three points of validation accuracy.
+inference mode, removes that mismatch without touching a single learned weight (the reference CNN's
+``metrics.json`` records what it did there).
 
 The statistics are exact population values, not running averages: layer by layer in graph order, each
-batch-norm layer's input is streamed over the images (with the layers before it already recalibrated), and its
-per-channel mean and (biased, as Keras keeps it) variance are summed in float64.
+batch-norm layer's input is streamed over the images (with the layers before it already recalibrated); each
+image's per-channel mean and centred variance are computed in float32 inside the compiled graph and combined
+in float64 (the variance of the whole is the mean of the images' variances plus the variance of their means).
+Only batch-norm layers at the top level of a functional model, each called once, are recalibrated: the others
+are counted and left as they are.
 """
 
 from __future__ import annotations
@@ -19,39 +22,54 @@ import numpy as np
 
 
 def batch_norm_layers(model) -> list:
-    """The batch-norm layers at the top level of ``model``, in graph order (only those can be reached by a
-    sub-model ending at their input; nested sub-models are left as they are)."""
+    """The batch-norm layers that can be recalibrated, in graph order: at the top level of ``model`` (a
+    sub-model ending at their input reaches them) and called once (a shared layer's ``input`` is its first
+    call's only)."""
+    return [layer for layer in _all_batch_norm_layers(model) if _reachable(model, layer)]
+
+
+def _all_batch_norm_layers(model) -> list:
     import keras
 
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def _reachable(model, layer) -> bool:
+    return any(layer is top for top in getattr(model, "layers", [])) and len(layer._inbound_nodes) == 1
 
 
 def recalibrate_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> int:
-    """Set the moving statistics of every top-level batch-norm layer of functional ``model`` to the exact mean
-    and variance of its input over ``images`` (model-ready, not augmented). Returns how many layers changed."""
+    """Set the moving statistics of every recalibratable batch-norm layer of functional ``model`` (see
+    ``batch_norm_layers``) to the exact mean and variance of its input over ``images`` (model-ready, not
+    augmented). Returns how many layers changed."""
     layers = batch_norm_layers(model)
     for layer in layers:
-        mean, mean_square = _channel_moments(model, layer, images, batch_size)
-        variance = np.maximum(mean_square - np.square(mean), 0.0)
+        mean, variance = _channel_moments(model, layer, images, batch_size)
         layer.moving_mean.assign(mean.astype(np.float32).reshape(layer.moving_mean.shape))
         layer.moving_variance.assign(variance.astype(np.float32).reshape(layer.moving_variance.shape))
     return len(layers)
 
 
 def _channel_moments(model, layer, images, batch_size):
-    """Per-channel mean of ``layer``'s input and of its square over all ``images`` (and positions). Each image
-    is reduced to its own moments inside the compiled graph, so only (images, channels) arrays leave it; every
-    image has as many positions, so the mean of the per-image moments is the exact population moment."""
+    """Per-channel mean and variance of ``layer``'s input over all ``images`` and positions. Each image is
+    reduced to its own mean and centred variance inside the compiled graph (in float32, whatever the model's
+    compute dtype), so only (images, channels) arrays leave it; every image has as many positions, so the
+    images' moments combine exactly."""
     import keras
 
-    inputs = layer.input
+    inputs = keras.ops.cast(layer.input, "float32")
     axes = {a % len(inputs.shape) for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis])}
     reduce = [i for i in range(1, len(inputs.shape)) if i not in axes]
-    squares = keras.ops.square(inputs)
-    moments = [keras.ops.mean(inputs, axis=reduce), keras.ops.mean(squares, axis=reduce)] if reduce \
-        else [inputs, squares]
-    per_image = keras.Model(model.inputs, moments).predict(images, batch_size=batch_size, verbose=0)
-    return tuple(np.asarray(m, dtype=np.float64).mean(axis=0) for m in per_image)
+    if reduce:
+        mean = keras.ops.mean(inputs, axis=reduce, keepdims=True)
+        moments = [keras.ops.squeeze(mean, axis=reduce),
+                   keras.ops.mean(keras.ops.square(inputs - mean), axis=reduce)]
+    else:  # one value per channel and image (a dense layer's output): nothing to reduce inside an image
+        moments = [inputs, keras.ops.zeros_like(inputs)]
+    means, variances = (np.asarray(m, dtype=np.float64)
+                        for m in keras.Model(model.inputs, moments).predict(images, batch_size=batch_size, verbose=0))
+    return means.mean(axis=0), variances.mean(axis=0) + means.var(axis=0)
 
 
 def validation_loss(model, x: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0) -> float:
@@ -66,9 +84,9 @@ def validation_loss(model, x: np.ndarray, labels: np.ndarray, label_smoothing: f
 
 
 def recalibrate_if_better(model, x_train, x_val, y_val, label_smoothing: float = 0.0, max_images: int = 8192,
-                          seed: int = 0):
-    """(model to keep, record): ``model`` recalibrated in place when that lowers the validation loss, otherwise
-    with its statistics restored; the record says what was measured and which was kept.
+                          seed: int = 0) -> dict:
+    """Recalibrate ``model`` in place and keep it when that lowers the validation loss; otherwise restore its
+    statistics. Returns the record of what was measured and which was kept.
 
     The statistics come from at most ``max_images`` of ``x_train``, drawn with ``seed``: every layer costs a
     forward pass up to it, and a few thousand images (times the positions of a feature map) already pin a
@@ -78,17 +96,21 @@ def recalibrate_if_better(model, x_train, x_val, y_val, label_smoothing: float =
     started = time.perf_counter()
     if len(x_train) > max_images:
         x_train = x_train[np.sort(np.random.default_rng(seed).choice(len(x_train), max_images, replace=False))]
+    record = {"layers": 0, "left_alone": len(_all_batch_norm_layers(model)) - len(batch_norm_layers(model)),
+              "images": int(len(x_train)), "validation_loss_before": None, "validation_loss_after": None,
+              "kept": False}
+    if not batch_norm_layers(model):  # nothing to recompute: spare the two validation passes
+        return {**record, "seconds": 0.0}
     saved = [np.array(v.numpy()) for v in _statistics(model)]
     before = validation_loss(model, x_val, y_val, label_smoothing)
     layers = recalibrate_batch_norm(model, x_train)
     after = validation_loss(model, x_val, y_val, label_smoothing)
-    kept = after < before
+    kept = after < before  # a tie (or a NaN) keeps the statistics training left
     if not kept:
         for variable, value in zip(_statistics(model), saved, strict=True):
             variable.assign(value)
-    return model, {"layers": layers, "images": int(len(x_train)), "validation_loss_before": before,
-                   "validation_loss_after": after, "kept": bool(kept),
-                   "seconds": round(time.perf_counter() - started, 1)}
+    return {**record, "layers": layers, "validation_loss_before": before, "validation_loss_after": after,
+            "kept": bool(kept), "seconds": round(time.perf_counter() - started, 1)}
 
 
 def _statistics(model) -> list:

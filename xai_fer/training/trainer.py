@@ -159,7 +159,10 @@ def train(
     settings are the ones it started with.
     """
     resume = resume or finish
+    if after_training and not resume:
+        raise UserError("after_training changes a resumed or finished run", "put the settings in config instead")
     init_from = check_init_from(init_from, resume)
+    changed = None
     out_dir = Path(out_dir)
     plugin = registry.lookup("models", model_name)
     store = CheckpointStore(out_dir)
@@ -177,8 +180,10 @@ def train(
             if state.get("model", model_name) != model_name:
                 raise UserError(f"{out_dir} holds a run of {state['model']!r}, not {model_name!r}",
                                 f"resume it as `xai-fer train {state['model']} --resume ...`")
-            # The run continues with the settings it started with; options given now are not applied.
-            config = build_options(TrainConfig, {**state["config"], **_after_training(after_training)}, "train")
+            # The run continues with the settings it started with, except those that act after the last epoch
+            # (``after_training``): the trained weights do not depend on them. What changed is recorded.
+            changed = _after_training(after_training)
+            config = build_options(TrainConfig, {**state["config"], **changed}, "train")
             model_options = state["model_options"]
             finish_command = command if finish else None
             command = state.get("command") or command
@@ -186,7 +191,7 @@ def train(
         distribution = _distribution_strategy(strategy)  # first: it may split the CPU before TensorFlow starts
         with _seeded(config, deterministic):
             return _train(plugin, model_name, dataset, out_dir, store, state, config, options, distribution,
-                          progress, command, list(callbacks or []), finish, finish_command, init_from)
+                          progress, command, list(callbacks or []), finish, finish_command, init_from, changed)
     except BaseException:
         # A new run that stops before its first checkpoint (a refused --init-from model, Ctrl-C in the first
         # epoch) has nothing worth keeping: leave no folder behind that would block the next attempt.
@@ -198,7 +203,7 @@ def train(
 
 
 def _train(plugin, model_name, dataset, out_dir, store, state, config, options, strategy, progress, command,
-           extra_callbacks, finish=False, finish_command=None, init_from=None):
+           extra_callbacks, finish=False, finish_command=None, init_from=None, changed=None):
     import keras
 
     from .progress import TrainingProgress
@@ -260,8 +265,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     best = keras.saving.load_model(store.best_path, compile=False)
     recalibration = None
     if config.recalibrate_batch_norm:
-        best, recalibration = recalibrate_if_better(best, x_train, x_val, y_val, config.label_smoothing,
-                                                    seed=config.seed)
+        recalibration = recalibrate_if_better(best, x_train, x_val, y_val, config.label_smoothing, seed=config.seed)
     model_path = out_dir / "model.keras"
     atomic.save_keras(best, model_path)
 
@@ -278,6 +282,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "batch_norm_recalibration": recalibration,
         "command": command,
         "finish_command": finish_command,
+        "changed_after_training": changed or None,  # settings a --resume / --finish changed (AFTER_TRAINING)
         "initialisation": initialisation,
         # Where the epochs ran: a run trained on a GPU machine and finished here keeps the GPU's environment.
         "environment": final_state.get("environment", environment) if finish else environment,
