@@ -100,7 +100,9 @@ def write_readme(metrics: dict, sample: dict) -> None:
         lines += ["", "Batch-norm recalibration (`recalibrate_batch_norm`, after the last epoch, on the best "
                   "model):", ""]
         lines += [f"- {name}: {r['layers']} layers recomputed on {r['images']:,} un-augmented training images; "
-                  f"validation loss {r['validation_loss_before']:.4f} → {r['validation_loss_after']:.4f}, "
+                  f"validation loss {r['validation_loss_before']:.4f} → {r['validation_loss_after']:.4f}"
+                  + (f", accuracy {_pct(r['validation_accuracy_before'])} → {_pct(r['validation_accuracy_after'])}"
+                     if r.get("validation_accuracy_before") is not None else "") + ", "
                   f"{'kept' if r['kept'] else 'not kept'}" for name, r in recalibrated.items()]
     lines += ["", f"`sample.npz`: {sample['n']} PrivateTest images, {sample['per_class']} per class "
               f"(seed {sample['seed']}), from `fer2013.h5`.", ""]

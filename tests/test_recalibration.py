@@ -72,8 +72,9 @@ def test_recalibration_is_kept_when_it_lowers_the_validation_loss(images):
     record = recalibration.recalibrate_if_better(model, images, images, labels, label_smoothing=0.1)
     assert record["kept"] and record["layers"] == 2 and record["images"] == 70 and record["left_alone"] == 0
     assert record["validation_loss_after"] < record["validation_loss_before"]
-    assert record["validation_loss_before"] == pytest.approx(
-        recalibration.validation_loss(_model_with_stale_statistics(), images, labels, 0.1), rel=1e-6)
+    loss, accuracy = recalibration.validation_scores(_model_with_stale_statistics(), images, labels, 0.1)
+    assert (record["validation_loss_before"], record["validation_accuracy_before"]) == pytest.approx((loss, accuracy))
+    assert record["validation_accuracy_after"] == 1.0  # the labels are what the recalibrated model predicts
     stats = _weights(model, statistics=True)
     expected = _weights(reference, statistics=True)
     assert all(np.allclose(stats[k], expected[k]) for k in stats)
@@ -82,8 +83,8 @@ def test_recalibration_is_kept_when_it_lowers_the_validation_loss(images):
 def test_recalibration_is_undone_when_it_raises_the_validation_loss(images, monkeypatch):
     model = _model_with_stale_statistics()
     before = _weights(model, statistics=True)
-    losses = iter([1.0, 2.0])  # before, after: recalibrating made it worse
-    monkeypatch.setattr(recalibration, "validation_loss", lambda *args: next(losses))
+    scores = iter([(1.0, 0.5), (2.0, 0.6)])  # before, after: recalibrating made the loss worse
+    monkeypatch.setattr(recalibration, "validation_scores", lambda *args: next(scores))
 
     record = recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))
     assert not record["kept"] and (record["validation_loss_before"], record["validation_loss_after"]) == (1.0, 2.0)
@@ -93,7 +94,7 @@ def test_recalibration_is_undone_when_it_raises_the_validation_loss(images, monk
 
 def test_a_tie_keeps_the_statistics_training_left(images, monkeypatch):
     model = _model_with_stale_statistics()
-    monkeypatch.setattr(recalibration, "validation_loss", lambda *args: 1.5)
+    monkeypatch.setattr(recalibration, "validation_scores", lambda *args: (1.5, 0.5))
     assert not recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))["kept"]
     assert np.allclose(model.get_layer("bn_conv").moving_mean, 3.0)
 
@@ -129,7 +130,7 @@ def test_nested_and_shared_batch_norm_layers_are_counted_and_left_alone(images):
 def test_a_model_without_batch_norm_is_not_evaluated(images, monkeypatch):
     import keras
 
-    monkeypatch.setattr(recalibration, "validation_loss", lambda *args: pytest.fail("evaluated"))
+    monkeypatch.setattr(recalibration, "validation_scores", lambda *args: pytest.fail("evaluated"))
     model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
     record = recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))
     assert record["layers"] == 0 and not record["kept"] and record["validation_loss_before"] is None
@@ -140,7 +141,7 @@ def test_validation_loss_is_label_smoothed_cross_entropy():
         def predict(self, x, batch_size=None, verbose=0):
             return np.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])
 
-    loss = recalibration.validation_loss(Fixed(), np.zeros((2, 1)), np.array([0, 2]), label_smoothing=0.3)
+    loss, accuracy = recalibration.validation_scores(Fixed(), np.zeros((2, 1)), np.array([0, 1]), label_smoothing=0.3)
     row0 = -(0.8 * np.log(0.5) + 0.1 * np.log(0.25) * 2)
-    row1 = -(0.1 * np.log(0.1) * 2 + 0.8 * np.log(0.8))
-    assert loss == pytest.approx((row0 + row1) / 2)
+    row1 = -(0.1 * np.log(0.1) + 0.8 * np.log(0.1) + 0.1 * np.log(0.8))
+    assert loss == pytest.approx((row0 + row1) / 2) and accuracy == 0.5

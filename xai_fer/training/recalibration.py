@@ -72,15 +72,17 @@ def _channel_moments(model, layer, images, batch_size):
     return means.mean(axis=0), variances.mean(axis=0) + means.var(axis=0)
 
 
-def validation_loss(model, x: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0) -> float:
-    """Mean cross-entropy (with the training's label smoothing, as the ``val_loss`` that picks the best epoch)."""
+def validation_scores(model, x: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0) -> tuple[float, float]:
+    """(loss, accuracy): the loss is the mean cross-entropy with the training's label smoothing, as the
+    ``val_loss`` that picks the best epoch."""
     from ..evaluation import predict_probabilities
 
     probs = np.clip(predict_probabilities(model, x), 1e-7, 1.0)
+    labels = np.asarray(labels)
     classes = probs.shape[1]
     targets = np.full(probs.shape, label_smoothing / classes)
-    targets[np.arange(len(labels)), np.asarray(labels)] += 1.0 - label_smoothing
-    return float(-(targets * np.log(probs)).sum(axis=1).mean())
+    targets[np.arange(len(labels)), labels] += 1.0 - label_smoothing
+    return float(-(targets * np.log(probs)).sum(axis=1).mean()), float((probs.argmax(axis=1) == labels).mean())
 
 
 def recalibrate_if_better(model, x_train, x_val, y_val, label_smoothing: float = 0.0, max_images: int = 8192,
@@ -98,18 +100,19 @@ def recalibrate_if_better(model, x_train, x_val, y_val, label_smoothing: float =
         x_train = x_train[np.sort(np.random.default_rng(seed).choice(len(x_train), max_images, replace=False))]
     record = {"layers": 0, "left_alone": len(_all_batch_norm_layers(model)) - len(batch_norm_layers(model)),
               "images": int(len(x_train)), "validation_loss_before": None, "validation_loss_after": None,
-              "kept": False}
+              "validation_accuracy_before": None, "validation_accuracy_after": None, "kept": False}
     if not batch_norm_layers(model):  # nothing to recompute: spare the two validation passes
         return {**record, "seconds": 0.0}
     saved = [np.array(v.numpy()) for v in _statistics(model)]
-    before = validation_loss(model, x_val, y_val, label_smoothing)
+    before, accuracy_before = validation_scores(model, x_val, y_val, label_smoothing)
     layers = recalibrate_batch_norm(model, x_train)
-    after = validation_loss(model, x_val, y_val, label_smoothing)
+    after, accuracy_after = validation_scores(model, x_val, y_val, label_smoothing)
     kept = after < before  # a tie (or a NaN) keeps the statistics training left
     if not kept:
         for variable, value in zip(_statistics(model), saved, strict=True):
             variable.assign(value)
     return {**record, "layers": layers, "validation_loss_before": before, "validation_loss_after": after,
+            "validation_accuracy_before": accuracy_before, "validation_accuracy_after": accuracy_after,
             "kept": bool(kept), "seconds": round(time.perf_counter() - started, 1)}
 
 
