@@ -20,6 +20,7 @@ import numpy as np
 from xai_fer.reference import GOALS
 from xai_fer.reference import STUDY_ACCURACY as STUDY
 from xai_fer.training.initialisation import ancestors
+from xai_fer.training.recalibration import describe
 
 REFERENCE = Path(__file__).resolve().parents[1] / "xai_fer" / "reference"
 
@@ -98,12 +99,8 @@ def write_readme(metrics: dict, sample: dict) -> None:
                     if m.get("batch_norm_recalibration")}
     if recalibrated:
         lines += ["", "Batch-norm recalibration (`recalibrate_batch_norm`, after the last epoch, on the best "
-                  "model):", ""]
-        lines += [f"- {name}: {r['layers']} layers recomputed on {r['images']:,} un-augmented training images; "
-                  f"validation loss {r['validation_loss_before']:.4f} → {r['validation_loss_after']:.4f}"
-                  + (f", accuracy {_pct(r['validation_accuracy_before'])} → {_pct(r['validation_accuracy_after'])}"
-                     if r.get("validation_accuracy_before") is not None else "") + ", "
-                  f"{'kept' if r['kept'] else 'not kept'}" for name, r in recalibrated.items()]
+                  "model, from un-augmented training images):", ""]
+        lines += [f"- {name}: {describe(r)}" for name, r in recalibrated.items()]
     lines += ["", f"`sample.npz`: {sample['n']} PrivateTest images, {sample['per_class']} per class "
               f"(seed {sample['seed']}), from `fer2013.h5`.", ""]
     (REFERENCE / "README.md").write_text("\n".join(lines))

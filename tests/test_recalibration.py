@@ -134,6 +134,7 @@ def test_a_model_without_batch_norm_is_not_evaluated(images, monkeypatch):
     model = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
     record = recalibration.recalibrate_if_better(model, images, images, np.zeros(70, int))
     assert record["layers"] == 0 and not record["kept"] and record["validation_loss_before"] is None
+    assert recalibration.describe(record).startswith("batch-norm statistics not recomputed")
 
 
 def test_validation_loss_is_label_smoothed_cross_entropy():

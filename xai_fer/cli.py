@@ -161,12 +161,9 @@ def train(
                   f"{result.metrics['best_epoch']}/{result.epochs_run} of {result.metrics['planned_epochs']} planned)")
     recalibration = result.metrics.get("batch_norm_recalibration")
     if recalibration and recalibration["layers"]:
-        console.print(f"batch-norm statistics recomputed on {recalibration['images']:,} training images: validation "
-                      f"loss {recalibration['validation_loss_before']:.4f} -> "
-                      f"{recalibration['validation_loss_after']:.4f}, accuracy "
-                      f"{recalibration['validation_accuracy_before']:.2%} -> "
-                      f"{recalibration['validation_accuracy_after']:.2%}, "
-                      f"{'kept' if recalibration['kept'] else 'not kept'}")
+        from .training.recalibration import describe
+
+        console.print(describe(recalibration))
     for split, block in splits.items():
         shown = ", ".join(f"{name} {b['accuracy']:.2%}" for name, b in block.items())
         console.print(f"{split}: {shown}")

@@ -98,23 +98,31 @@ def recalibrate_if_better(model, x_train, x_val, y_val, label_smoothing: float =
     started = time.perf_counter()
     if len(x_train) > max_images:
         x_train = x_train[np.sort(np.random.default_rng(seed).choice(len(x_train), max_images, replace=False))]
-    record = {"layers": 0, "left_alone": len(_all_batch_norm_layers(model)) - len(batch_norm_layers(model)),
+    layers = batch_norm_layers(model)
+    record = {"layers": 0, "left_alone": len(_all_batch_norm_layers(model)) - len(layers),
               "images": int(len(x_train)), "validation_loss_before": None, "validation_loss_after": None,
               "validation_accuracy_before": None, "validation_accuracy_after": None, "kept": False}
-    if not batch_norm_layers(model):  # nothing to recompute: spare the two validation passes
+    if not layers:  # nothing to recompute: spare the two validation passes
         return {**record, "seconds": 0.0}
-    saved = [np.array(v.numpy()) for v in _statistics(model)]
+    statistics = [v for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+    saved = [np.array(v.numpy()) for v in statistics]
     before, accuracy_before = validation_scores(model, x_val, y_val, label_smoothing)
-    layers = recalibrate_batch_norm(model, x_train)
+    recalibrate_batch_norm(model, x_train)
     after, accuracy_after = validation_scores(model, x_val, y_val, label_smoothing)
     kept = after < before  # a tie (or a NaN) keeps the statistics training left
     if not kept:
-        for variable, value in zip(_statistics(model), saved, strict=True):
+        for variable, value in zip(statistics, saved, strict=True):
             variable.assign(value)
-    return {**record, "layers": layers, "validation_loss_before": before, "validation_loss_after": after,
+    return {**record, "layers": len(layers), "validation_loss_before": before, "validation_loss_after": after,
             "validation_accuracy_before": accuracy_before, "validation_accuracy_after": accuracy_after,
             "kept": bool(kept), "seconds": round(time.perf_counter() - started, 1)}
 
 
-def _statistics(model) -> list:
-    return [v for layer in batch_norm_layers(model) for v in (layer.moving_mean, layer.moving_variance)]
+def describe(record: dict) -> str:
+    """One line for a ``recalibrate_if_better`` record, as the CLI prints it and the reference README lists it."""
+    if not record["layers"]:
+        return "batch-norm statistics not recomputed: no batch-norm layer at the top level of the model"
+    return (f"batch-norm statistics recomputed on {record['images']:,} training images ({record['layers']} layers): "
+            f"validation loss {record['validation_loss_before']:.4f} -> {record['validation_loss_after']:.4f}, "
+            f"accuracy {record['validation_accuracy_before']:.2%} -> {record['validation_accuracy_after']:.2%}, "
+            f"{'kept' if record['kept'] else 'not kept'}")
