@@ -164,6 +164,11 @@ def train(
         from .training.recalibration import describe
 
         console.print(describe(recalibration))
+    averaging = result.metrics.get("weight_averaging")
+    if averaging:
+        from .training import averaging as weight_averaging
+
+        console.print(weight_averaging.describe(averaging))
     for split, block in splits.items():
         shown = ", ".join(f"{name} {b['accuracy']:.2%}" for name, b in block.items())
         console.print(f"{split}: {shown}")

@@ -1,7 +1,8 @@
 """Per-epoch checkpoints that survive being killed at any instant, and the best-validation-loss weights.
 
 Layout of ``OUT/checkpoints``: ``epoch-NNN.keras`` (training model with optimizer state), ``best-NNN.keras``
-(the model with the lowest validation loss so far, from epoch NNN) and ``state.json``. Every file is written
+(the model with the lowest validation loss so far, from epoch NNN), ``average-NNN.npz`` (the running weight
+average up to epoch NNN, when the run averages weights: see ``averaging.py``) and ``state.json``. Every file is written
 under a hidden temporary name and renamed into place (so no visible ``.keras`` is ever truncated), and
 ``state.json`` is written last: it names both files to resume from, so a kill between two writes leaves the
 previous consistent state in charge. Files it no longer names are deleted afterwards, and leftovers of a
@@ -17,11 +18,14 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from .. import atomic
 from ..errors import UserError
+from .averaging import WeightAverage
 
 LEGACY_BEST = "best.keras"
-_OURS = re.compile(r"^(epoch|best)-\d+\.keras$")
+_OURS = re.compile(r"^((epoch|best)-\d+\.keras|average-\d+\.npz)$")
 
 
 class CheckpointStore:
@@ -73,7 +77,7 @@ class CheckpointStore:
         if not self.dir.is_dir():
             return []
         state = self.read_state() if self.exists() else {}
-        keep = {state.get("checkpoint"), state.get("best", LEGACY_BEST)}
+        keep = {state.get("checkpoint"), state.get("best", LEGACY_BEST), state.get("average")}
         removed = []
         for path in self.dir.iterdir():
             stale_temp = path.name.startswith(".") and ".tmp-" in path.name
@@ -82,7 +86,21 @@ class CheckpointStore:
                 removed.append(path.name)
         return sorted(removed)
 
-    def save(self, train_model, base_model, epoch: int, history: dict, config: dict, extra: dict) -> None:
+    def read_average(self) -> WeightAverage:
+        """The running weight average the current state names (empty when the run averages nothing yet)."""
+        name = self.read_state().get("average") if self.exists() else None
+        if not name:
+            return WeightAverage()
+        try:
+            with np.load(self.dir / name) as arrays:
+                return WeightAverage.from_arrays(arrays)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"cannot read {self.dir / name} ({exc})", "start a new run with another --out") from None
+
+    def save(self, train_model, base_model, epoch: int, history: dict, config: dict, extra: dict,
+             average: WeightAverage | None = None) -> None:
+        """Write epoch ``epoch``'s checkpoint (and its best model if the validation loss is the lowest so far,
+        and the running weight average when given), then the state that names them."""
         self.dir.mkdir(parents=True, exist_ok=True)
         state = self.read_state() if self.exists() else {"best_val_loss": math.inf, "best_epoch": None}
         stale = []
@@ -95,8 +113,13 @@ class CheckpointStore:
         checkpoint = f"epoch-{epoch:03d}.keras"
         atomic.save_keras(train_model, self.dir / checkpoint)
         stale.append(state.get("checkpoint"))
+        if average is not None and average.epochs:
+            name = f"average-{epoch:03d}.npz"
+            atomic.write_with(self.dir / name, lambda tmp: np.savez(tmp, **average.to_arrays()))
+            stale.append(state.get("average"))
+            state["average"] = name
         state.update(epoch=epoch, checkpoint=checkpoint, history=history, config=config, **extra)
         atomic.write_json(self.state_path, state)
         for name in stale:
-            if name and name not in (checkpoint, state.get("best")):
+            if name and name not in (checkpoint, state.get("best"), state.get("average")):
                 (self.dir / name).unlink(missing_ok=True)

@@ -31,6 +31,11 @@ class TrainConfig:
         False, "after training, recompute batch-norm statistics on the un-augmented training images; "
         "kept only if that lowers the validation loss"
     )
+    average_last_epochs: int = option(
+        0, "stochastic weight averaging: average the weights of the last N epochs; the average, with batch-norm "
+        "statistics recomputed on the un-augmented training images, replaces the best epoch's model only if that "
+        "lowers the validation loss"
+    )
     seed: int = option(0, "seed for the split, initialisation, shuffling and augmentation")
     steps_per_execution: int = option(
         1, "gradient steps per compiled call: more saves Python round trips on a fast GPU, results are the same"
@@ -47,6 +52,8 @@ class TrainConfig:
             raise ValueError("label_smoothing must be in [0, 1)")
         if self.warmup_epochs < 0 or self.weight_decay < 0:
             raise ValueError("warmup_epochs and weight_decay must not be negative")
+        if not 0 <= self.average_last_epochs <= self.epochs:
+            raise ValueError("average_last_epochs must be between 0 and epochs")
         if not (0 <= self.shift < 1 and 0 <= self.zoom < 1 and 0 <= self.rotation <= 180):
             raise ValueError("shift and zoom must be in [0, 1), rotation in [0, 180] degrees")
 

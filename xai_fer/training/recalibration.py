@@ -96,8 +96,7 @@ def recalibrate_if_better(model, x_train, x_val, y_val, label_smoothing: float =
     import time
 
     started = time.perf_counter()
-    if len(x_train) > max_images:
-        x_train = x_train[np.sort(np.random.default_rng(seed).choice(len(x_train), max_images, replace=False))]
+    x_train = sample_images(x_train, max_images, seed)
     layers = batch_norm_layers(model)
     record = {"layers": 0, "left_alone": len(_all_batch_norm_layers(model)) - len(layers),
               "images": int(len(x_train)), "validation_loss_before": None, "validation_loss_after": None,
@@ -116,6 +115,13 @@ def recalibrate_if_better(model, x_train, x_val, y_val, label_smoothing: float =
     return {**record, "layers": len(layers), "validation_loss_before": before, "validation_loss_after": after,
             "validation_accuracy_before": accuracy_before, "validation_accuracy_after": accuracy_after,
             "kept": bool(kept), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def sample_images(images: np.ndarray, max_images: int, seed: int) -> np.ndarray:
+    """At most ``max_images`` of ``images``, drawn with ``seed`` and kept in their order."""
+    if len(images) <= max_images:
+        return images
+    return images[np.sort(np.random.default_rng(seed).choice(len(images), max_images, replace=False))]
 
 
 def describe(record: dict) -> str:

@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..evaluation import evaluate_arrays
 from ..options import build_options
 from .augmentation import build_augmentation
+from .averaging import WeightAverage, average_if_better, averaging_epochs
 from .checkpoints import CheckpointStore
 from .config import AFTER_TRAINING, TrainConfig
 from .data import split_for_training
@@ -231,15 +232,20 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             if donor is not None:
                 copy_into(donor, base)
     initialisation = state.get("initialisation") if state is not None else (donor.record if donor else None)
+    average = store.read_average() if state is not None else WeightAverage()
+    averaged_epochs = averaging_epochs(config)
 
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             for key, value in (logs or {}).items():
                 history.setdefault(key, []).append(float(value))
             history.setdefault("seconds", []).append(time.perf_counter() - self.started)
+            if epoch + 1 in averaged_epochs:
+                average.add(base.get_weights(), epoch + 1)
             store.save(train_model, base, epoch + 1, history, config.as_dict(),
                        {"model": model_name, "model_options": dataclasses.asdict(options), "command": command,
-                        "environment": environment, "initialisation": initialisation})
+                        "environment": environment, "initialisation": initialisation},
+                       average=average)
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
@@ -266,6 +272,11 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     recalibration = None
     if config.recalibrate_batch_norm:
         recalibration = recalibrate_if_better(best, x_train, x_val, y_val, config.label_smoothing, seed=config.seed)
+    averaging = None
+    if config.average_last_epochs:  # after the recalibration: the average must beat the best model as shipped
+        best, averaging = average_if_better(
+            best, store.read_average(), x_train, x_val, y_val, config.label_smoothing, seed=config.seed,
+            load_copy=lambda: keras.saving.load_model(store.best_path, compile=False))
     model_path = out_dir / "model.keras"
     atomic.save_keras(best, model_path)
 
@@ -280,6 +291,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "validation": _metrics_block(best, x_val, y_val, dataset.class_names, config.tta_flip),
         "splits": {},
         "batch_norm_recalibration": recalibration,
+        "weight_averaging": averaging,  # when kept, model.keras holds the average, not the best epoch's weights
         "command": command,
         "finish_command": finish_command,
         "changed_after_training": changed or None,  # settings a --resume / --finish changed (AFTER_TRAINING)
