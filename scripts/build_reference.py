@@ -19,6 +19,7 @@ import numpy as np
 
 from xai_fer.reference import GOALS
 from xai_fer.reference import STUDY_ACCURACY as STUDY
+from xai_fer.training import averaging as weight_averaging
 from xai_fer.training.initialisation import ancestors
 from xai_fer.training.recalibration import describe
 
@@ -101,6 +102,11 @@ def write_readme(metrics: dict, sample: dict) -> None:
         lines += ["", "Batch-norm recalibration (`recalibrate_batch_norm`, after the last epoch, on the best "
                   "model, from un-augmented training images):", ""]
         lines += [f"- {name}: {describe(r)}" for name, r in recalibrated.items()]
+    averaged = {name: m["weight_averaging"] for name, m in metrics.items() if m.get("weight_averaging")}
+    if averaged:
+        lines += ["", "Stochastic weight averaging (`average_last_epochs`, after the last epoch, against the best "
+                  "model as recalibrated above):", ""]
+        lines += [f"- {name}: {weight_averaging.describe(r)}" for name, r in averaged.items()]
     lines += ["", f"`sample.npz`: {sample['n']} PrivateTest images, {sample['per_class']} per class "
               f"(seed {sample['seed']}), from `fer2013.h5`.", ""]
     (REFERENCE / "README.md").write_text("\n".join(lines))

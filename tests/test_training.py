@@ -131,7 +131,8 @@ def _background_jobs(tiny_h5: Path, folder: Path) -> dict:
     jobs = {
         "test_resume_after_sigkill_runs_every_epoch_once": lambda: CliJob(
             ["train", "dnn", "--data", tiny_h5, "--out", folder / "resume", "--epochs", RESUME_EPOCHS,
-             "--batch-size", 4], folder / "resume", kill_after_first_checkpoint=True),
+             "--batch-size", 4, "--set", f"average_last_epochs={RESUME_EPOCHS}"], folder / "resume",
+            kill_after_first_checkpoint=True),
         "test_mirrored_strategy_trains_on_two_logical_cpu_devices": lambda: CliJob(
             ["train", "dnn", *common, "--out", folder / "mirrored", "--epochs", 1, "--strategy", "mirrored"],
             folder / "mirrored", env={"XAI_FER_CPU_DEVICES": "2"}),
@@ -221,9 +222,11 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
 
     out = tmp_path / "run"
     result = cli("train", "cnn", "--data", tiny_h5, "--out", out, "--epochs", 2, "--batch-size", 16,
-                 "--set", "tta_flip=true", "--set", "recalibrate_batch_norm=true")
+                 "--set", "tta_flip=true", "--set", "recalibrate_batch_norm=true", "--set", "average_last_epochs=2")
     assert "saved" in result.output and "PrivateTest" in result.output
-    assert "batch-norm statistics recomputed on 56 training images" in result.output
+    shown = " ".join(result.output.split())
+    assert "batch-norm statistics recomputed on 56 training images" in shown
+    assert "weights of epochs 1-2 averaged (2 epochs, batch-norm statistics recomputed on 56 training images)" in shown
 
     history = json.loads((out / "history.json").read_text())
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
@@ -252,6 +255,13 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
     recalibration = metrics["batch_norm_recalibration"]
     assert recalibration["layers"] == 11 and recalibration["images"] == 56  # 80% of 70, never augmented
     assert all(math.isfinite(recalibration[f"validation_loss_{when}"]) for when in ("before", "after"))
+    averaged = metrics["weight_averaging"]
+    assert (averaged["epochs"], averaged["batch_norm_layers"], averaged["images"]) == (2, 11, 56)
+    assert math.isfinite(averaged["validation_loss_average"])
+    # The shipped model is whichever of the two had the lower validation loss (the best one after recalibrating).
+    best_loss = min(recalibration["validation_loss_before"], recalibration["validation_loss_after"])
+    assert averaged["validation_loss_best"] == pytest.approx(best_loss, rel=1e-5)
+    assert averaged["kept"] == (averaged["validation_loss_average"] < averaged["validation_loss_best"])
 
     # A finished run is never overwritten by accident.
     assert "already holds a training run" in cli_error("train", "cnn", "--data", tiny_h5, "--out", out)
@@ -295,6 +305,7 @@ def test_resume_after_sigkill_runs_every_epoch_once(tiny_h5, background):
     early = json.loads((finished / "metrics.json").read_text())
     assert (early["epochs"], early["planned_epochs"]) == (state["epoch"], epochs)
     assert early["environment"] == state["environment"] and early["finish_environment"]["backend"] == "tensorflow"
+    assert early["weight_averaging"]["epochs"] == state["epoch"]  # the epochs averaged before the kill
     assert weights_of(finished / "model.keras")
 
     cli("train", "dnn", "--data", tiny_h5, "--out", out, "--resume")
@@ -306,9 +317,14 @@ def test_resume_after_sigkill_runs_every_epoch_once(tiny_h5, background):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == epochs and metrics["config"]["batch_size"] == 4  # the run's settings, not presets
     assert weights_of(out / "model.keras")
+    # The weight average goes on across the kill: every epoch once, those before it included.
+    averaged = metrics["weight_averaging"]
+    assert (averaged["epochs"], averaged["first_epoch"], averaged["last_epoch"]) == (epochs, 1, epochs)
+    assert averaged["batch_norm_layers"] > 0 and averaged["images"] == 56  # the holdout split's training part
     final = json.loads(state_path.read_text())
+    assert final["average"] == f"average-{epochs:03d}.npz"
     assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name != ".lock") == sorted(
-        {"state.json", final["checkpoint"], final["best"]}
+        {"state.json", final["checkpoint"], final["best"], final["average"]}
     )
 
 
