@@ -204,7 +204,8 @@ def test_training_model_with_and_without_augmentation():
 
 
 @pytest.mark.parametrize("setting", [{"zoom": "1.5"}, {"warmup_epochs": "-1"}, {"epochs": "0"}, {"rotation": "-5"},
-                                     {"steps_per_execution": "0"}])
+                                     {"steps_per_execution": "0"}, {"average_last_epochs": "1"},
+                                     {"average_last_epochs": "101"}])
 def test_invalid_training_settings_are_user_errors(setting):
     from xai_fer.options import parse_options
     from xai_fer.training.config import TrainConfig
@@ -262,6 +263,12 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
     best_loss = min(recalibration["validation_loss_before"], recalibration["validation_loss_after"])
     assert averaged["validation_loss_best"] == pytest.approx(best_loss, rel=1e-5)
     assert averaged["kept"] == (averaged["validation_loss_average"] < averaged["validation_loss_best"])
+    # model.keras is the one chosen: its validation accuracy is the winner's.
+    chosen = "average" if averaged["kept"] else "best"
+    assert metrics["validation"]["plain"]["accuracy"] == pytest.approx(averaged[f"validation_accuracy_{chosen}"])
+    assert metrics["weights_from"] == ("average of epochs 1-2" if averaged["kept"] else
+                                       f"best epoch {metrics['best_epoch']}")
+    assert f"weights of the {metrics['weights_from']}" in shown
 
     # A finished run is never overwritten by accident.
     assert "already holds a training run" in cli_error("train", "cnn", "--data", tiny_h5, "--out", out)
@@ -545,6 +552,16 @@ def test_jax_train_step_is_compiled_despite_the_affine_augmentation_layers(tmp_p
     done = subprocess.run([sys.executable, "-c", code], env=subprocess_env(KERAS_BACKEND="jax"),
                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+def test_settings_are_checked_against_the_epochs_given_on_the_command_line(tiny_h5, tmp_path):
+    # --epochs is part of the one validation: a window of 150 of 200 epochs is fine (the run then fails for
+    # another reason: nothing to finish), 10 of 5 is refused in one line.
+    args = ("train", "dnn", "--data", tiny_h5, "--out", tmp_path / "run")
+    assert "nothing to resume" in cli_error(*args, "--epochs", 200, "--set", "average_last_epochs=150", "--finish")
+    message = cli_error(*args, "--epochs", 5, "--set", "average_last_epochs=10")
+    assert "average_last_epochs must be 0 (off) or between 2 and epochs" in " ".join(message.split())
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_resumed_run_may_change_only_the_settings_that_act_after_training():

@@ -112,6 +112,7 @@ def test_the_average_replaces_the_best_model_when_its_validation_loss_is_lower(i
     chosen, record = averaging.average_if_better(best, average, images, images, labels, 0.1, load_copy=_model)
     assert chosen is not best and record["kept"] and record["epochs"] == 2
     assert (record["first_epoch"], record["last_epoch"], record["batch_norm_layers"], record["images"]) == (1, 2, 1, 40)
+    assert record["left_alone"] == 0
     assert record["validation_loss_average"] < record["validation_loss_best"]
     assert record["validation_accuracy_average"] == 1.0
     chosen_weights = chosen.get_weights()  # the good weights, statistics recomputed
@@ -120,21 +121,36 @@ def test_the_average_replaces_the_best_model_when_its_validation_loss_is_lower(i
 
 
 def test_the_best_model_stays_when_the_average_does_not_beat_it(images, monkeypatch):
-    from xai_fer.training.recalibration import recalibrate_batch_norm
-
     best = _model()
-    recalibrate_batch_norm(best, images)
-    weights = best.get_weights()
-    average = _average_of(weights, weights)  # the same model once recomputed: a tie keeps the best epoch's
+    average = _average_of(best.get_weights(), best.get_weights())
     labels = np.zeros(len(images), int)
-    chosen, record = averaging.average_if_better(best, average, images, images, labels, load_copy=_model)
-    assert chosen is best and not record["kept"]
-    assert record["validation_loss_average"] == pytest.approx(record["validation_loss_best"], abs=1e-3)
+    for best_score, average_score in [((1.0, 0.5), (1.0, 0.6)), ((1.0, 0.5), (1.2, 0.6))]:  # a tie, then worse
+        scores = iter([best_score, average_score])
+        monkeypatch.setattr(averaging, "validation_scores", lambda *args, scores=scores: next(scores))
+        chosen, record = averaging.average_if_better(best, average, images, images, labels, load_copy=_model)
+        assert chosen is best and not record["kept"] and "best epoch kept" in averaging.describe(record)
+        assert (record["validation_loss_best"], record["validation_loss_average"]) == (1.0, average_score[0])
 
-    scores = iter([(1.0, 0.5), (1.2, 0.6)])  # best, average: the average is worse
-    monkeypatch.setattr(averaging, "validation_scores", lambda *args: next(scores))
-    chosen, record = averaging.average_if_better(best, average, images, images, labels, load_copy=_model)
-    assert chosen is best and not record["kept"] and "best epoch kept" in averaging.describe(record)
+
+def test_a_damaged_average_is_one_clear_error(tmp_path):
+    from xai_fer.errors import UserError
+
+    store = CheckpointStore(tmp_path)
+    store.save(_FakeModel(), _FakeModel(), 1, {"val_loss": [1.0]}, {}, {}, average=_average_of([np.zeros(2)]))
+    (store.dir / "average-001.npz").write_bytes(b"PK\x03\x04 cut short in a copy")
+    with pytest.raises(UserError, match="cannot read .*average-001.npz") as error:
+        store.read_average()
+    assert "next to its state.json" in error.value.hint
+    (store.dir / "average-001.npz").unlink()
+    with pytest.raises(UserError, match="cannot read .*average-001.npz"):
+        store.read_average()
+
+
+def test_weights_from_says_which_model_was_shipped():
+    assert averaging.weights_from({"best_epoch": 7, "weight_averaging": None}) == "best epoch 7"
+    record = {"kept": True, "first_epoch": 3, "last_epoch": 16}
+    assert averaging.weights_from({"best_epoch": 7, "weight_averaging": record}) == "average of epochs 3-16"
+    assert averaging.weights_from({"best_epoch": 7, "weight_averaging": {**record, "kept": False}}) == "best epoch 7"
 
 
 def test_one_epoch_is_not_an_average(images, monkeypatch):

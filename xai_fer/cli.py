@@ -128,6 +128,7 @@ def train(
     from . import registry
     from .data import load_dataset
     from .options import parse_options
+    from .training.averaging import weights_from
     from .training.config import AFTER_TRAINING, PRESETS, TrainConfig
     from .training.initialisation import check_init_from
     from .training.trainer import train as run_training
@@ -137,9 +138,11 @@ def train(
     import dataclasses
 
     overrides = _parse_pairs(setting, "set")
-    config = parse_options(TrainConfig, {**_as_strings(dataclasses.asdict(PRESETS[preset])), **overrides}, "train")
     explicit = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)) if v is not None}
-    config = dataclasses.replace(config, **explicit)
+    # One validation of everything together: settings that depend on each other (average_last_epochs <= epochs)
+    # are checked against the --epochs given, not the preset's.
+    config = parse_options(TrainConfig, {**_as_strings(dataclasses.asdict(PRESETS[preset])), **overrides,
+                                         **_as_strings(explicit)}, "train")
     init_from = check_init_from(init_from, resume or finish)  # before reading what may be a large dataset
     dataset = load_dataset(data, format=data_format)
     command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
@@ -157,8 +160,9 @@ def train(
                           strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
                           init_from=init_from, after_training=after_training if resume or finish else None)
     splits = result.metrics["splits"]
-    console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, best epoch "
-                  f"{result.metrics['best_epoch']}/{result.epochs_run} of {result.metrics['planned_epochs']} planned)")
+    console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, weights of the "
+                  f"{weights_from(result.metrics)}, {result.epochs_run} of {result.metrics['planned_epochs']} "
+                  "epochs planned)")
     recalibration = result.metrics.get("batch_norm_recalibration")
     if recalibration and recalibration["layers"]:
         from .training.recalibration import describe

@@ -130,11 +130,13 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
         from xai_fer import reference
 
         reference_dir = reference.HERE
+    from xai_fer.training.averaging import weights_from
+
     study = study_numbers()
     metrics = {name: json.loads((reference_dir / f"{name}_metrics.json").read_text())
                for name in study if (reference_dir / f"{name}_metrics.json").exists()}
     lines = ["| model | study (Kaggle private test) | reference: PrivateTest accuracy | with mirrored view | "
-             "parameters | epochs (best) |", "|---|---|---|---|---|---|"]
+             "parameters | epochs (weights of) |", "|---|---|---|---|---|---|"]
     for name, published in study.items():
         m = metrics.get(name)
         if m is None:
@@ -144,7 +146,7 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
         lines.append(f"| {name.upper()} | {_study_pct(published)} | "
                      f"**{_pct(private.get('plain', {}).get('accuracy'))}** | "
                      f"{_pct(private.get('tta_flip', {}).get('accuracy'))} | {m['parameters']:,} | "
-                     f"{m['epochs']} ({m['best_epoch']}) |")
+                     f"{m['epochs']} ({weights_from(m)}) |")
     if not metrics:
         return "\n".join(lines) + ('\n\n!!! warning "Reference models not built yet"\n    This checkout has no '
                                     "`xai_fer/reference/*_metrics.json`; `scripts/build_reference.py` writes them.\n")

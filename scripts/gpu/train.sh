@@ -47,8 +47,9 @@ fi
 for n in "${names[@]}"; do
   echo "== $n"; grep -a "^epoch" "$OUT/$n.log" | tail -3
   d=runs/$n/checkpoints; [ -f "$d/state.json" ] || continue
-  best=$(python3 -c "import json; print(json.load(open('$d/state.json'))['best'])")
-  tar -cf "$OUT/$n.tar" "$d/state.json" "$d/$best"
+  # What --finish needs here: the state, the best model and the running weight average (when the run keeps one).
+  keep=$(python3 -c "import json; s = json.load(open('$d/state.json')); print(s['best'], s.get('average') or '')")
+  tar -cf "$OUT/$n.tar" "$d/state.json" $(for f in $keep; do echo "$d/$f"; done)
 done
 nvidia-smi --query-gpu=name,memory.used --format=csv
 echo "total +$(( $(date +%s) - START ))s"

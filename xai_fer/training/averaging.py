@@ -17,13 +17,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .recalibration import batch_norm_layers, recalibrate_batch_norm, sample_images, validation_scores
+from .recalibration import (
+    all_batch_norm_layers,
+    batch_norm_layers,
+    recalibrate_batch_norm,
+    sample_images,
+    validation_scores,
+)
 
 
 @dataclass
 class WeightAverage:
-    """Running mean of a model's weights over the epochs given to ``add`` (integer weights, such as a random
-    generator's state, take the latest value: they have no mean)."""
+    """Running mean of a model's weights over the epochs given to ``add`` (non-float weights, such as a
+    counter, take the latest value: they have no mean)."""
 
     weights: list[np.ndarray] = field(default_factory=list)
     epochs: list[int] = field(default_factory=list)
@@ -48,7 +54,7 @@ class WeightAverage:
 
     @classmethod
     def from_arrays(cls, arrays) -> WeightAverage:
-        names = sorted(k for k in arrays if k.startswith("w"))
+        names = sorted((k for k in arrays if k.startswith("w")), key=lambda k: int(k[1:]))
         return cls([np.asarray(arrays[k]) for k in names], [int(e) for e in arrays["epochs"]])
 
 
@@ -70,7 +76,7 @@ def average_if_better(best, average: WeightAverage, x_train, x_val, y_val, label
     left as it is, so nothing needs restoring when the average loses)."""
     started = time.perf_counter()
     record = {"epochs": len(average.epochs), "first_epoch": min(average.epochs, default=None),
-              "last_epoch": max(average.epochs, default=None), "batch_norm_layers": 0, "images": 0,
+              "last_epoch": max(average.epochs, default=None), "batch_norm_layers": 0, "left_alone": 0, "images": 0,
               "validation_loss_best": None, "validation_loss_average": None,
               "validation_accuracy_best": None, "validation_accuracy_average": None, "kept": False}
     if len(average.epochs) < 2:  # the mean of one epoch is that epoch: nothing to compare
@@ -79,14 +85,25 @@ def average_if_better(best, average: WeightAverage, x_train, x_val, y_val, label
     averaged.set_weights(average.model_weights(averaged.get_weights()))
     images = sample_images(x_train, max_images, seed)
     layers = recalibrate_batch_norm(averaged, images) if batch_norm_layers(averaged) else 0
+    # Nested or shared batch-norm layers can't be recomputed (see recalibration.py): they keep averaged statistics.
+    left_alone = len(all_batch_norm_layers(averaged)) - layers
     best_loss, best_accuracy = validation_scores(best, x_val, y_val, label_smoothing)
     loss, accuracy = validation_scores(averaged, x_val, y_val, label_smoothing)
     kept = loss < best_loss  # a tie (or a NaN) keeps the best epoch's model
-    record.update(batch_norm_layers=layers, images=int(len(images)) if layers else 0,
+    record.update(batch_norm_layers=layers, left_alone=left_alone, images=int(len(images)) if layers else 0,
                   validation_loss_best=best_loss, validation_loss_average=loss,
                   validation_accuracy_best=best_accuracy, validation_accuracy_average=accuracy, kept=bool(kept),
                   seconds=round(time.perf_counter() - started, 1))
     return (averaged if kept else best), record
+
+
+def weights_from(metrics: dict) -> str:
+    """Where a finished run's ``model.keras`` came from, read off its ``metrics.json``: "best epoch N" or, when
+    the weight average won, "average of epochs A-B"."""
+    averaged = metrics.get("weight_averaging") or {}
+    if averaged.get("kept"):
+        return f"average of epochs {averaged['first_epoch']}-{averaged['last_epoch']}"
+    return f"best epoch {metrics['best_epoch']}"
 
 
 def describe(record: dict) -> str:

@@ -4,7 +4,7 @@ Layout of ``OUT/checkpoints``: ``epoch-NNN.keras`` (training model with optimize
 (the model with the lowest validation loss so far, from epoch NNN), ``average-NNN.npz`` (the running weight
 average up to epoch NNN, when the run averages weights: see ``averaging.py``) and ``state.json``. Every file is written
 under a hidden temporary name and renamed into place (so no visible ``.keras`` is ever truncated), and
-``state.json`` is written last: it names both files to resume from, so a kill between two writes leaves the
+``state.json`` is written last: it names the files to resume from, so a kill between two writes leaves the
 previous consistent state in charge. Files it no longer names are deleted afterwards, and leftovers of a
 killed run (temporary files, files written after the last ``state.json``) are cleaned up on ``--resume``.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +95,9 @@ class CheckpointStore:
         try:
             with np.load(self.dir / name) as arrays:
                 return WeightAverage.from_arrays(arrays)
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"cannot read {self.dir / name} ({exc})", "start a new run with another --out") from None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # missing, truncated, not ours
+            raise UserError(f"cannot read {self.dir / name} ({exc})",
+                            f"copy the run's {name} next to its state.json, or start a new run") from None
 
     def save(self, train_model, base_model, epoch: int, history: dict, config: dict, extra: dict,
              average: WeightAverage | None = None) -> None:

@@ -52,8 +52,8 @@ class TrainConfig:
             raise ValueError("label_smoothing must be in [0, 1)")
         if self.warmup_epochs < 0 or self.weight_decay < 0:
             raise ValueError("warmup_epochs and weight_decay must not be negative")
-        if not 0 <= self.average_last_epochs <= self.epochs:
-            raise ValueError("average_last_epochs must be between 0 and epochs")
+        if self.average_last_epochs == 1 or not 0 <= self.average_last_epochs <= self.epochs:
+            raise ValueError("average_last_epochs must be 0 (off) or between 2 and epochs")
         if not (0 <= self.shift < 1 and 0 <= self.zoom < 1 and 0 <= self.rotation <= 180):
             raise ValueError("shift and zoom must be in [0, 1), rotation in [0, 180] degrees")
 

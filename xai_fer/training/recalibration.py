@@ -25,10 +25,10 @@ def batch_norm_layers(model) -> list:
     """The batch-norm layers that can be recalibrated, in graph order: at the top level of ``model`` (a
     sub-model ending at their input reaches them) and called once (a shared layer's ``input`` is its first
     call's only)."""
-    return [layer for layer in _all_batch_norm_layers(model) if _reachable(model, layer)]
+    return [layer for layer in all_batch_norm_layers(model) if _reachable(model, layer)]
 
 
-def _all_batch_norm_layers(model) -> list:
+def all_batch_norm_layers(model) -> list:
     import keras
 
     return [layer for layer in model._flatten_layers(include_self=False)
@@ -98,7 +98,7 @@ def recalibrate_if_better(model, x_train, x_val, y_val, label_smoothing: float =
     started = time.perf_counter()
     x_train = sample_images(x_train, max_images, seed)
     layers = batch_norm_layers(model)
-    record = {"layers": 0, "left_alone": len(_all_batch_norm_layers(model)) - len(layers),
+    record = {"layers": 0, "left_alone": len(all_batch_norm_layers(model)) - len(layers),
               "images": int(len(x_train)), "validation_loss_before": None, "validation_loss_after": None,
               "validation_accuracy_before": None, "validation_accuracy_after": None, "kept": False}
     if not layers:  # nothing to recompute: spare the two validation passes

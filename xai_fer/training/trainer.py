@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..evaluation import evaluate_arrays
 from ..options import build_options
 from .augmentation import build_augmentation
-from .averaging import WeightAverage, average_if_better, averaging_epochs
+from .averaging import WeightAverage, average_if_better, averaging_epochs, weights_from
 from .checkpoints import CheckpointStore
 from .config import AFTER_TRAINING, TrainConfig
 from .data import split_for_training
@@ -292,6 +292,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "splits": {},
         "batch_norm_recalibration": recalibration,
         "weight_averaging": averaging,  # when kept, model.keras holds the average, not the best epoch's weights
+        "weights_from": None,
         "command": command,
         "finish_command": finish_command,
         "changed_after_training": changed or None,  # settings a --resume / --finish changed (AFTER_TRAINING)
@@ -308,6 +309,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
                     best, dataset.images[rows].astype(np.float32), dataset.labels[rows], dataset.class_names,
                     config.tta_flip,
                 )
+    metrics["weights_from"] = weights_from(metrics)
     write_history(out_dir, history)
     write_curves(out_dir / "training_curves.png", history, title=f"{model_name} on {Path(dataset.source).name}",
                  earlier=chain_history(initialisation))
