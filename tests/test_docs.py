@@ -207,16 +207,19 @@ def docs_hook():
 
 
 def test_reference_numbers_are_read_from_the_metrics_files(docs_hook, tmp_path):
-    def metrics(accuracy, flip):
+    def metrics(accuracy, flip, averaging=None):
         per_class = {"Angry": {"n": 491, "accuracy": 0.5}, "Happy": {"n": 879, "accuracy": 0.875}}
         splits = {"PrivateTest": {"plain": {"n": 3589, "accuracy": accuracy, "per_class": per_class},
                                   "tta_flip": {"n": 3589, "accuracy": flip, "per_class": per_class}}}
-        return {"parameters": 786983, "epochs": 30, "best_epoch": 27, "splits": splits, "command": "xai-fer train"}
+        return {"parameters": 786983, "epochs": 30, "best_epoch": 27, "splits": splits, "command": "xai-fer train",
+                "weight_averaging": averaging}
 
     (tmp_path / "cnn_metrics.json").write_text(json.dumps(metrics(0.701234, 0.712345)))
-    (tmp_path / "dnn_metrics.json").write_text(json.dumps(metrics(0.456789, 0.4601)))
+    averaged = {"kept": True, "first_epoch": 17, "last_epoch": 30}
+    (tmp_path / "dnn_metrics.json").write_text(json.dumps(metrics(0.456789, 0.4601, averaged)))
     table = docs_hook.render_reference_numbers(tmp_path)
-    for expected in ("70.12%", "71.23%", "45.68%", "46.01%", "68.793%", "37.77%", "786,983", "30 (27)", "87.50%"):
+    for expected in ("70.12%", "71.23%", "45.68%", "46.01%", "68.793%", "37.77%", "786,983", "30 (best epoch 27)",
+                     "30 (average of epochs 17-30)", "87.50%"):
         assert expected in table, expected
     assert "not built yet" in docs_hook.render_reference_numbers(tmp_path / "nothing-here")
 
