@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import SavesAZip
 
 from xai_fer.data import FER2013_CLASSES, SPLITS
 from xai_fer.errors import UserError
@@ -391,25 +392,19 @@ def test_killed_runs_never_leave_a_truncated_checkpoint_to_resume_from(tmp_path)
     assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] > 1  # every run went on from the last
 
 
-class _FakeModel:
-    def save(self, path):
-        with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr("model", "weights")
-
-
 def test_runs_from_before_numbered_best_models_resume(tmp_path):
     store = CheckpointStore(tmp_path)
     store.dir.mkdir(parents=True)
     for name in ("best.keras", "epoch-002.keras"):
-        _FakeModel().save(store.dir / name)
+        SavesAZip().save(store.dir / name)
     legacy = {"best_val_loss": 1.5, "best_epoch": 2, "epoch": 2, "checkpoint": "epoch-002.keras",
               "history": {"val_loss": [1.6, 1.5]}, "config": {}, "model": "cnn", "model_options": {}}
     store.state_path.write_text(json.dumps(legacy))
     assert store.best_path == store.dir / "best.keras" and store.clean() == []
 
-    store.save(_FakeModel(), _FakeModel(), 3, {"val_loss": [1.6, 1.5, 1.7]}, {}, {})  # no new best
+    store.save(SavesAZip(), SavesAZip(), 3, {"val_loss": [1.6, 1.5, 1.7]}, {}, {})  # no new best
     assert store.best_path.name == "best.keras" and store.read_state()["best_epoch"] == 2
-    store.save(_FakeModel(), _FakeModel(), 4, {"val_loss": [1.6, 1.5, 1.7, 1.4]}, {}, {})
+    store.save(SavesAZip(), SavesAZip(), 4, {"val_loss": [1.6, 1.5, 1.7, 1.4]}, {}, {})
     assert store.best_path.name == "best-004.keras" and store.read_state()["best_epoch"] == 4
     assert sorted(p.name for p in store.dir.iterdir()) == ["best-004.keras", "epoch-004.keras", "state.json"]
 

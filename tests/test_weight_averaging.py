@@ -5,10 +5,10 @@ validation loss. The trainer's use of it runs in ``test_training.py`` (end to en
 from __future__ import annotations
 
 import json
-import zipfile
 
 import numpy as np
 import pytest
+from tiny_models import SavesAZip
 
 from xai_fer.training import averaging
 from xai_fer.training.averaging import WeightAverage
@@ -43,12 +43,6 @@ def test_the_epochs_averaged_are_the_last_ones_planned():
         TrainConfig(epochs=3, average_last_epochs=4)
 
 
-class _FakeModel:
-    def save(self, path):
-        with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr("model", "weights")
-
-
 def test_the_average_is_checkpointed_with_the_epoch_and_survives_a_resume(tmp_path):
     store = CheckpointStore(tmp_path)
     assert store.read_average().epochs == []
@@ -57,7 +51,7 @@ def test_the_average_is_checkpointed_with_the_epoch_and_survives_a_resume(tmp_pa
         history["val_loss"].append(1.0)
         if epoch >= 2:
             average.add([np.full(2, float(epoch))], epoch)
-        store.save(_FakeModel(), _FakeModel(), epoch, history, {}, {}, average=average)
+        store.save(SavesAZip(), SavesAZip(), epoch, history, {}, {}, average=average)
     state = json.loads(store.state_path.read_text())
     assert state["average"] == "average-003.npz"
     assert sorted(p.name for p in store.dir.iterdir()) == ["average-003.npz", "best-001.keras", "epoch-003.keras",
@@ -136,7 +130,7 @@ def test_a_damaged_average_is_one_clear_error(tmp_path):
     from xai_fer.errors import UserError
 
     store = CheckpointStore(tmp_path)
-    store.save(_FakeModel(), _FakeModel(), 1, {"val_loss": [1.0]}, {}, {}, average=_average_of([np.zeros(2)]))
+    store.save(SavesAZip(), SavesAZip(), 1, {"val_loss": [1.0]}, {}, {}, average=_average_of([np.zeros(2)]))
     (store.dir / "average-001.npz").write_bytes(b"PK\x03\x04 cut short in a copy")
     with pytest.raises(UserError, match="cannot read .*average-001.npz") as error:
         store.read_average()

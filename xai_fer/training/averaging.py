@@ -19,7 +19,6 @@ import numpy as np
 
 from .recalibration import (
     all_batch_norm_layers,
-    batch_norm_layers,
     recalibrate_batch_norm,
     sample_images,
     validation_scores,
@@ -84,7 +83,7 @@ def average_if_better(best, average: WeightAverage, x_train, x_val, y_val, label
     averaged = load_copy()
     averaged.set_weights(average.model_weights(averaged.get_weights()))
     images = sample_images(x_train, max_images, seed)
-    layers = recalibrate_batch_norm(averaged, images) if batch_norm_layers(averaged) else 0
+    layers = recalibrate_batch_norm(averaged, images)  # 0 for a model without batch norm
     # Nested or shared batch-norm layers can't be recomputed (see recalibration.py): they keep averaged statistics.
     left_alone = len(all_batch_norm_layers(averaged)) - layers
     best_loss, best_accuracy = validation_scores(best, x_val, y_val, label_smoothing)

@@ -275,7 +275,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     averaging = None
     if config.average_last_epochs:  # after the recalibration: the average must beat the best model as shipped
         best, averaging = average_if_better(
-            best, store.read_average(), x_train, x_val, y_val, config.label_smoothing, seed=config.seed,
+            best, average, x_train, x_val, y_val, config.label_smoothing, seed=config.seed,
             load_copy=lambda: keras.saving.load_model(store.best_path, compile=False))
     model_path = out_dir / "model.keras"
     atomic.save_keras(best, model_path)
