@@ -215,6 +215,8 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     unsafe: Annotated[bool, _UNSAFE] = False,
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
+    tta_flip: Annotated[bool, typer.Option("--tta-flip", help="Average each image's prediction with its mirror "
+                                                              "image's (the reference models' view).")] = False,
 ):
     """Accuracy and per-class accuracy of a saved model on labelled data."""
     from .data import load_dataset
@@ -223,13 +225,14 @@ def evaluate(
 
     loaded = load_model(model, unsafe=unsafe)
     dataset = load_dataset(data, split=split, format=data_format)
-    report = evaluate_model(loaded, dataset, preprocess) | {"model": str(model), "data": data, "split": split}
+    report = evaluate_model(loaded, dataset, preprocess, tta_flip) | {"model": str(model), "data": data, "split": split}
     if as_json:
         console.print_json(json.dumps(report))
         return
     from rich.table import Table
 
-    table = Table(title=f"{model} on {data} ({split or 'all rows'}): accuracy {report['accuracy']:.2%}, "
+    view = ", with the mirrored view" if tta_flip else ""
+    table = Table(title=f"{model} on {data} ({split or 'all rows'}{view}): accuracy {report['accuracy']:.2%}, "
                         f"n={report['n']}")
     table.add_column("class")
     table.add_column("n", justify="right")

@@ -27,14 +27,25 @@ def evaluate_arrays(model, x, labels, class_names, tta_flip: bool = False) -> di
     return accuracy_report(predict_probabilities(model, x, tta_flip=tta_flip), np.asarray(labels), class_names)
 
 
-def evaluate_model(model, dataset, preprocess: str = "auto") -> dict:
-    """Accuracy of any loaded model on a labelled Dataset, with input adaptation as for explaining."""
+def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = False) -> dict:
+    """Accuracy of any loaded model on a labelled Dataset, with input adaptation as for explaining; with
+    ``tta_flip`` each image's probabilities are averaged with its mirror image's (the reference models' test-time
+    view, so their ``metrics.json`` numbers can be checked from the command line)."""
+    import dataclasses
+
     from .errors import UserError
     from .explain.pipeline import build_context
 
     if dataset.labels is None:
         raise UserError(f"{dataset.source} has no labels", "evaluate needs a labelled source")
     context = build_context(model, dataset, preprocess)
-    report = accuracy_report(context.probabilities, dataset.labels, context.class_names)
+    probabilities = context.probabilities
+    if tta_flip:
+        # Mirroring the data before the input adapter equals mirroring after it: resizing, scaling and
+        # channel changes are all left-right symmetric.
+        mirrored = dataclasses.replace(dataset, images=dataset.images[:, :, ::-1])
+        probabilities = (probabilities + build_context(model, mirrored, preprocess).probabilities) / 2
+    report = accuracy_report(probabilities, dataset.labels, context.class_names)
     report["preprocessing"] = context.adapter.describe()
+    report["tta_flip"] = tta_flip
     return report
