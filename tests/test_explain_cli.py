@@ -62,16 +62,65 @@ def test_explain_writes_every_file_and_a_consistent_report(workdir, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging directory left behind"
 
 
+def _previous_report(out):
+    """A folder that reads as an earlier report: ``--overwrite`` may replace it."""
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text(json.dumps({"model": {}, "explainers": {}}))
+    (out / "keep.txt").write_text("previous results")
+
+
 def test_existing_output_is_refused_unless_overwrite(workdir, tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous results")
+    _previous_report(out)
     result = _explain(workdir, out, "-e", "confusion", options=[])
     assert result.exit_code == 2
     assert "--overwrite" in result.output and (out / "keep.txt").exists()
     result = _explain(workdir, out, "-e", "confusion", "--overwrite", options=[])
     assert result.exit_code == 0, result.output
     assert not (out / "keep.txt").exists() and (out / "confusion" / "summary.json").exists()
+    assert (out.stat().st_mode & 0o777) == (0o777 & ~_umask()), "the report folder must not be owner-only"
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_report(workdir, tmp_path, monkeypatch):
+    # A training run's folder: --overwrite must not delete the model being explained, nor anything else.
+    run = tmp_path / "runs" / "cnn"
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes((workdir / "model.keras").read_bytes())
+    args = ["explain", str(run / "model.keras"), "--data", str(workdir / "data.h5"), "-e", "confusion",
+            "--preprocess", "symmetric", "--overwrite", "--out"]
+    result = CliRunner().invoke(app, [*args, str(run)])
+    assert result.exit_code == 2 and "an input of this run" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "runs")])  # the model lies deeper inside
+    assert result.exit_code == 2 and "an input of this run" in " ".join(result.output.split())
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "papers")])
+    assert result.exit_code == 2 and "not an xai-fer report" in " ".join(result.output.split())
+    assert (run / "model.keras").exists() and (tmp_path / "papers" / "notes.txt").exists()
+    monkeypatch.chdir(run)
+    for out in (".", "..", "/"):
+        result = CliRunner().invoke(app, [*args, out])
+        assert result.exit_code == 2 and "current directory" in " ".join(result.output.split()), out
+    assert (run / "model.keras").exists()
+
+
+def test_a_linked_out_is_filled_and_stays_a_link(workdir, tmp_path):
+    real = tmp_path / "real" / "report"
+    _previous_report(real)
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    result = _explain(workdir, link, "-e", "confusion", "--overwrite", options=[])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and (real / "confusion" / "summary.json").exists()
+    assert not (real / "keep.txt").exists()
+    leftovers = [p.name for p in [*tmp_path.iterdir(), *real.parent.iterdir()] if p.name.startswith(".")]
+    assert not leftovers
 
 
 @pytest.mark.parametrize(
@@ -122,8 +171,7 @@ def test_python_api_returns_figures(workdir):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_killed_run_leaves_previous_results_and_no_partial_output(workdir, tmp_path, sig):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "previous.txt").write_text("keep me")
+    _previous_report(out)
     env = {k: v for k, v in os.environ.items()} | {"XAI_FER_DISABLE_PLUGINS": "1"}
     command = [sys.executable, "-m", "xai_fer", "explain", str(workdir / "model.keras"), "--data",
                str(workdir / "data.h5"), "--out", str(out), "--overwrite", "--preprocess", "symmetric",
@@ -139,5 +187,5 @@ def test_killed_run_leaves_previous_results_and_no_partial_output(workdir, tmp_p
     process.send_signal(sig)
     output = "".join(seen) + process.communicate(timeout=60)[0]
     assert process.returncode != 0, output
-    assert (out / "previous.txt").read_text() == "keep me"
+    assert (out / "keep.txt").read_text() == "previous results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], f"half-written output left behind: {output}"

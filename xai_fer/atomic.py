@@ -20,10 +20,22 @@ def temp_sibling(path: Path, suffix: str = "") -> Path:
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
     os.close(handle)
     # mkstemp makes the file owner-only; a result should get the usual permissions of a new file.
+    os.chmod(name, 0o666 & ~_umask())
+    return Path(name)
+
+
+def temp_directory_sibling(path: Path) -> Path:
+    """A fresh hidden directory next to ``path``, with the usual permissions of a new directory (mkdtemp makes
+    it owner-only, and it becomes the result)."""
+    name = tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.chmod(name, 0o777 & ~_umask())
+    return Path(name)
+
+
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
+    return umask
 
 
 def write_with(path: Path, writer: Callable[[Path], None], suffix: str = "") -> None:

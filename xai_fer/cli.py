@@ -254,7 +254,8 @@ def explain(
     split: Annotated[str | None, typer.Option(help="Training, PublicTest or PrivateTest (sources with Usage).")] = None,
     preprocess: Annotated[str, _PREPROCESS] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for every random choice (noise, jitter).")] = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out directory.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace the previous report in --out (never another kind of folder).")] = False,
     unsafe: Annotated[bool, _UNSAFE] = False,
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
 ):

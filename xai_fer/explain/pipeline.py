@@ -3,10 +3,10 @@ all results into a directory that appears complete or not at all."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,24 +63,47 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     return artifacts, planned, context, timings
 
 
-def prepare_output(out_dir: Path, overwrite: bool) -> None:
-    """Refuse before any work: an existing result (unless overwrite) or a place we cannot write.
+def prepare_output(out_dir: Path, overwrite: bool, inputs: tuple = ()) -> Path:
+    """Refuse before any work: an existing result (unless overwrite), a directory that is not a previous
+    report, one that holds the run's own ``inputs`` (model, data), or a place we cannot write. Returns where
+    the report will go: ``out_dir`` with symbolic links resolved, so a linked ``--out`` is filled, not replaced.
 
     Nothing is created here: missing parent directories are made only once the results are ready to be
     written (see :func:`_make_parents`), so a run that fails leaves no trace.
     """
     out_dir = Path(out_dir)
+    target = out_dir.resolve()
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        raise UserError(f"--out {out_dir} is the current directory or above it", "pick a new folder for --out")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"--out {out_dir} already exists", "pass --overwrite to replace it, or pick another --out")
-    ancestor = out_dir.resolve().parent
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise UserError(f"--out {out_dir} already exists", "pass --overwrite to replace it, or pick another --out")
+        # --overwrite replaces a previous report, never a folder of other things (a training run, a dataset).
+        for path in inputs:
+            resolved = Path(path).resolve()
+            if resolved == target or target in resolved.parents:
+                raise UserError(f"--out {out_dir} holds {path}, an input of this run", "pick another --out")
+        if not _is_report(target):
+            raise UserError(f"--out {out_dir} is not an xai-fer report (no manifest.json from explain); "
+                            "--overwrite only replaces a previous report", "pick another --out")
+    ancestor = target.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UserError(f"cannot create --out {out_dir}: {ancestor} is a file, not a directory", "pick another --out")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UserError(f"cannot write in {ancestor}", "pick a writable --out")
+    return target
+
+
+def _is_report(folder: Path) -> bool:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "explainers" in manifest and "model" in manifest
 
 
 def _make_parents(directory: Path) -> list[Path]:
@@ -143,9 +166,9 @@ def run_explain(
     matplotlib.use("Agg")
     out_dir = Path(out_dir)
     plan_explainers(explainers, options)  # names and option values fail fast, before anything loads
-    prepare_output(out_dir, overwrite)
     model_path = Path(model_path) if model_path else reference.model_path("cnn")
     data = data if data else reference.sample_path()
+    target = prepare_output(out_dir, overwrite, inputs=(model_path, data))
     model = load_model(model_path, unsafe=unsafe)
     dataset = load_dataset(data, split=split, format=data_format)
     with _terminate_as_interrupt():
@@ -153,8 +176,8 @@ def run_explain(
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
         artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
                                                               progress)
-        parents = _make_parents(out_dir.resolve().parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.resolve().parent))
+        parents = _make_parents(target.parent)
+        staging = atomic.temp_directory_sibling(target)
         try:
             sections = []
             for name, artifact in artifacts.items():
@@ -164,7 +187,7 @@ def run_explain(
             manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings)
             atomic.write_json(staging / "manifest.json", manifest)
             (staging / "index.html").write_text(render_index(manifest, sections), encoding="utf-8")
-            atomic.replace_directory(staging, out_dir)
+            atomic.replace_directory(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             _remove_empty(parents)
