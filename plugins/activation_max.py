@@ -428,16 +428,15 @@ def _display(image: np.ndarray) -> tuple[np.ndarray, dict]:
 
 def grid_figure(images, filters, reached, layer_name, columns, seed_panel=None):
     """One panel per filter, titled with its index and the activation it reached; optional seed panel first."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: the Python API must leave the caller's backend and figure list alone.
+    from matplotlib.figure import Figure
 
     panels = ([seed_panel] if seed_panel is not None else []) + [
         (img, f"#{f}  {a:.3g}") for img, f, a in zip(images, filters, reached, strict=True)]
     cols = min(columns, len(panels))
     rows = math.ceil(len(panels) / cols)
-    figure, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.6 * rows + 0.4), squeeze=False)
+    figure = Figure(figsize=(1.45 * cols, 1.6 * rows + 0.4))
+    axes = figure.subplots(rows, cols, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, (img, title) in zip(axes.flat, panels, strict=False):

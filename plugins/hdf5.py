@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xai_fer.data import FER2013_CLASSES, Dataset
+from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, per_image_codes
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
-from xai_fer.lazy import np
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -28,7 +27,8 @@ class Hdf5Format:
         try:
             handle = h5py.File(path, "r")
         except OSError as exc:
-            raise UserError(f"{path}: not a readable HDF5 file ({exc})", "check the file is complete") from None
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]  # h5py's text can run over several lines
+            raise UserError(f"{path}: not a readable HDF5 file ({reason})", "check the file is complete") from None
         with handle:
             if "images" not in handle:
                 raise UserError(
@@ -36,16 +36,17 @@ class Hdf5Format:
                     "store the pixels as 'images' with shape (N, H, W[, C])",
                 )
             images = handle["images"][()]
-            labels = handle["labels"][()].astype(np.int64) if "labels" in handle else None
-            usage = handle["usage"][()].astype(np.int64) if "usage" in handle else None
+            labels = handle["labels"][()] if "labels" in handle else None
+            usage = handle["usage"][()] if "usage" in handle else None
             names = handle.attrs.get("class_names")
+        if images.dtype.kind not in "uif":
+            raise UserError(f"{path}: 'images' must be numeric pixels on the 0-255 scale, got {images.dtype}",
+                            "store the pixels as numbers with shape (N, H, W[, C])")
         class_names = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names) if names is not None \
             else FER2013_CLASSES
-        if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-            raise UserError(f"{path}: labels outside 0..{len(class_names) - 1}", "fix the 'labels' dataset")
-        if usage is not None and len(usage) != len(images):
-            raise UserError(f"{path}: 'usage' has {len(usage)} rows but 'images' has {len(images)}")
-        return Dataset(images=images, labels=labels, class_names=class_names, source=str(path), usage=usage)
+        return Dataset(images=images, class_names=class_names, source=str(path),
+                       labels=per_image_codes(path, labels, "labels", len(images), len(class_names)),
+                       usage=per_image_codes(path, usage, "usage", len(images), len(SPLITS)))
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset
+from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, per_image_codes
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
@@ -44,10 +44,10 @@ class NpzFormat:
         class_names = tuple(str(n) for n in arrays["class_names"]) if "class_names" in arrays else FER2013_CLASSES
         return Dataset(
             images=images,
-            labels=_codes(path, arrays.get("labels"), "labels", len(images), len(class_names)),
+            labels=per_image_codes(path, arrays.get("labels"), "labels", len(images), len(class_names), _HINT),
             class_names=class_names,
             source=str(path),
-            usage=_codes(path, arrays.get("usage"), "usage", len(images), len(SPLITS)),
+            usage=per_image_codes(path, arrays.get("usage"), "usage", len(images), len(SPLITS), _HINT),
         )
 
 
@@ -56,18 +56,6 @@ def _array(path: Path, archive, key: str) -> np.ndarray:
         return archive[key]
     except ValueError as exc:  # object arrays need pickle, which stays off
         raise UserError(f"{path}: cannot read {key!r} without pickle ({exc})", _HINT) from None
-
-
-def _codes(path: Path, values: np.ndarray | None, key: str, rows: int, stop: int) -> np.ndarray | None:
-    """An optional array of one integer in 0..stop-1 per image (labels; usage codes in SPLITS order)."""
-    if values is None:
-        return None
-    if values.ndim != 1 or len(values) != rows or values.dtype.kind not in "iu":
-        raise UserError(f"{path}: {key!r} must hold {rows} integers (one per image), got {values.dtype} "
-                        f"{values.shape}", _HINT)
-    if rows and (values.min() < 0 or values.max() >= stop):
-        raise UserError(f"{path}: {key!r} values outside 0..{stop - 1}", _HINT)
-    return values.astype(np.int64)
 
 
 @hookimpl

@@ -80,6 +80,11 @@ def _check_selection(context, options: SaliencyOptions) -> None:
         raise UserError("saliency: select=misclassified needs labels, and the data has none",
                         "use select=per_class or indices=...")
     _fixed_target(context, options)
+    if context.labels is not None and (mode == "misclassified" or options.target == "true"):
+        k, top = context.info.num_classes, int(np.max(context.labels, initial=0))
+        if top >= k:  # a label the model has no output for: no gradient to take, no error to count
+            raise UserError(f"saliency: labels go up to {top} but the model has {k} classes (0..{k - 1})",
+                            "use data whose classes match the model's outputs, or target=predicted")
 
 
 def _fixed_target(context, options: SaliencyOptions) -> int | None:
@@ -129,6 +134,11 @@ def _target_classes(context, options: SaliencyOptions, rows: np.ndarray) -> np.n
     if options.target == "predicted":
         return context.predictions[rows]
     return np.asarray(context.labels)[rows]
+
+
+def _name(names, index: int) -> str:
+    """A label's class name; labels beyond the model's classes (shown with target=predicted) by index."""
+    return names[index] if 0 <= index < len(names) else f"class {index}"
 
 
 def _show_image(ax, image: np.ndarray) -> None:
@@ -202,7 +212,7 @@ class Saliency:
         for k, row in enumerate(rows):
             per_image.append({
                 "row": int(row),
-                "true": None if labels is None else names[int(labels[k])],
+                "true": None if labels is None else _name(names, int(labels[k])),
                 "true_index": None if labels is None else int(labels[k]),
                 "predicted": names[int(predicted[k])],
                 "predicted_index": int(predicted[k]),

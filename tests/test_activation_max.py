@@ -102,6 +102,23 @@ def test_results_are_sorted_and_labelled(tiny_dataset, tmp_path):
         artifact.close()
 
 
+def test_the_callers_matplotlib_state_is_left_alone(tiny_dataset):
+    # The Python API runs inside notebooks: no backend switch, no figure left registered with pyplot.
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    backend = matplotlib.get_backend()
+    matplotlib.use("pdf")
+    try:
+        context = _context(sequential_fused_softmax(), tiny_dataset)
+        artifact = ActivationMax().explain(context, ActivationMaxOptions(layer="conv_b", first=2, **FAST))
+        assert matplotlib.get_backend() == "pdf" and plt.get_fignums() == []
+        assert artifact.figures["filters"].axes
+    finally:
+        matplotlib.use(backend)
+
+
 def test_same_seed_gives_identical_images(tiny_dataset):
     options = ActivationMaxOptions(layer="conv_b", first=3, jitter=2, **FAST)
     runs = []

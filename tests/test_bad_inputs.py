@@ -77,11 +77,21 @@ def files(tmp_path_factory) -> Path:
     x = keras.Input((48, 48, 1))
     scaled = keras.layers.Lambda(lambda t: t / 255.0, name="scale")(x)  # code in the file: safe mode refuses it
     keras.Model(x, _image_classifier(scaled)).save(root / "lambda.keras")
+    x = keras.Input((48, 48, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="conv")(x))
+    keras.Model(x, keras.layers.Dense(3, activation="softmax")(pooled)).save(root / "three_classes.keras")
 
     # --- data ---
     with h5py.File(root / "data.h5", "w") as handle:
         handle["images"] = images
         handle["labels"] = LABELS.astype(np.uint8)
+    with h5py.File(root / "one_hot.h5", "w") as handle:
+        handle["images"] = images
+        handle["labels"] = np.eye(7, dtype=np.uint8)[LABELS]
+    with h5py.File(root / "usage_codes.h5", "w") as handle:
+        handle["images"] = images
+        handle["labels"] = LABELS.astype(np.uint8)
+        handle["usage"] = np.array([0, 1, 2, 9, 0, 1, 2], dtype=np.uint8)
     with h5py.File(root / "no_images.h5", "w") as handle:
         handle["pixels"] = images
         handle["labels"] = LABELS.astype(np.uint8)
@@ -129,6 +139,10 @@ class Case:
     options: dict = field(default_factory=dict)
     out: str = "results/run"
     existing_out: bool = False  # --out already holds a previous result
+    overwrite: bool = False
+    split: str | None = None
+    data_format: str | None = None
+    seed: int = 0
 
 
 AM = ("activation-max",)
@@ -161,6 +175,14 @@ CASES = [
     Case("folder-without-class-folders", "no class folders", data="folder_flat"),
     Case("folder-mixed-sizes", "images differ in size", data="folder_sizes"),
     Case("hdf5-without-images", "no 'images' dataset (found: labels, pixels)", data="no_images.h5"),
+    Case("split-without-usage", "data.h5 has no Usage column to pick the PrivateTest split from: drop --split",
+         split="PrivateTest"),
+    Case("hdf5-one-hot-labels", "'labels' must hold 7 integers (one per image), got uint8 (7, 7)", data="one_hot.h5"),
+    Case("hdf5-usage-code-9", "'usage' values outside 0..2", data="usage_codes.h5"),
+    Case("format-fer-csv-on-a-folder", "the fer-csv format (chosen with --format) cannot read", data="folder_flat",
+         data_format="fer-csv"),
+    Case("format-image-folder-on-a-file", "the image-folder format (chosen with --format) cannot read",
+         data_format="image-folder"),
     Case("nan-and-inf-pixels", "2 images hold NaN or infinite pixel values (first: row 2)", data="nan.npz"),
     # explainers and options
     Case("unknown-explainer", "unknown explainer 'saliancy': did you mean 'saliency'?", explainers=("saliancy",)),
@@ -174,10 +196,17 @@ CASES = [
          explainers=AM, options={"activation-max": {"layer": "conv_b", "filters": "0,9"}}),
     Case("non-conv-layer", "layer 'out' is not a conv layer of model 'seq_fused': valid conv layers: conv_a, conv_b",
          explainers=AM, options={"activation-max": {"layer": "out"}}),
+    Case("nan-option", "option activation-max.l2: expected a finite number, got 'nan'", explainers=AM,
+         options={"activation-max": {"l2": "nan"}}),
+    Case("saliency-label-beyond-the-model", "saliency: labels go up to 6 but the model has 3 classes (0..2)",
+         model="three_classes.keras", explainers=("saliency",), options={"saliency": {"target": "true"}}),
+    Case("negative-seed", "--seed -1 is out of range", seed=-1),
     # output
     # Unwritable --out: under a regular file (see the module docstring: chmod does not stop root).
     Case("out-under-a-file", "blocker.txt is a file, not a directory: pick another --out", out="blocker.txt/run"),
     Case("existing-out", "already exists: pass --overwrite to replace it", out="run", existing_out=True),
+    Case("overwrite-a-folder-that-is-not-a-report", "is not an xai-fer report", out="run", existing_out=True,
+         overwrite=True),
 ]
 IDS = [case.id for case in CASES]
 
@@ -203,6 +232,9 @@ def _cli_args(case: Case, files: Path, out: Path, unsafe: bool = False) -> list[
     for name, values in case.options.items():
         for key, value in values.items():
             args += ["-o", f"{name}.{key}={value}"]
+    args += ["--split", case.split] if case.split else []
+    args += ["--format", case.data_format] if case.data_format else []
+    args += ["--seed", str(case.seed)] + (["--overwrite"] if case.overwrite else [])
     return args + (["--unsafe"] if unsafe else [])
 
 
@@ -226,7 +258,8 @@ def test_bad_input_through_the_python_api(case, files, tmp_path):
     out = _out(case, files, tmp_path)
     before, files_before = _snapshot(tmp_path), _snapshot(files)
     with pytest.raises(xai_fer.UserError) as caught:
-        xai_fer.run_explain(files / case.model, files / case.data, out, list(case.explainers), case.options)
+        xai_fer.run_explain(files / case.model, files / case.data, out, list(case.explainers), case.options,
+                            split=case.split, data_format=case.data_format, seed=case.seed, overwrite=case.overwrite)
     line = caught.value.one_line()
     assert "\n" not in line and case.message in line
     assert _snapshot(tmp_path) == before and _snapshot(files) == files_before, "partial output left behind"

@@ -8,6 +8,7 @@ import pytest
 from fixtures import (
     pixel_field,
     sample_images,
+    split_names,
     write_fer_csv,
     write_homework_csv,
     write_image_folder,
@@ -305,6 +306,21 @@ def test_npz_round_trip(tmp_path, images):
     rgb = write_npz(tmp_path / "rgb.npz", np.zeros((3, 8, 8, 3), np.float32), class_names=["a", "b"])
     data = load_dataset(rgb)
     assert data.images.shape == (3, 8, 8, 3) and data.labels is None and data.class_names == ("a", "b")
+
+
+def test_hdf5_usage_as_split_names_and_without_usage(tmp_path, images):
+    path = tmp_path / "names.h5"
+    with h5py.File(path, "w") as handle:
+        handle["images"] = images
+        handle["labels"] = LABELS.astype(np.uint8)
+        handle["usage"] = np.array([name.encode() for name in split_names(USAGE)])  # as the Kaggle CSV spells them
+    data = load_dataset(path, split="PrivateTest")
+    np.testing.assert_array_equal(data.images[..., 0], images[USAGE == 2])
+    np.testing.assert_array_equal(data.labels, LABELS[USAGE == 2])
+    with h5py.File(path, "a") as handle:
+        del handle["usage"]
+    assert len(load_dataset(path)) == len(images)
+    assert_error(lambda: load_dataset(path, split="PrivateTest"), path, None, "has no Usage column")
 
 
 def test_npz_errors(tmp_path, images):

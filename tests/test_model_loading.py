@@ -41,7 +41,22 @@ def test_logits_model_drops_only_the_softmax(builder):
 
 def test_separate_and_fused_softmax_are_told_apart():
     assert inspect_model(tiny_models.functional_separate_softmax()).softmax_is_separate_layer
+    assert inspect_model(tiny_models.sequential_softmax_layer()).softmax_is_separate_layer
     assert not inspect_model(tiny_models.sequential_fused_softmax()).softmax_is_separate_layer
+
+
+@pytest.mark.parametrize("builder", [tiny_models.sequential_softmax_layer, tiny_models.nested_softmax])
+def test_probabilities_are_the_models_own_whatever_hides_the_softmax(builder):
+    # A softmax the inspection cannot see (inside a sub-model) must not be applied a second time.
+    from xai_fer.data import Dataset
+    from xai_fer.explain.pipeline import build_context
+
+    model = builder()
+    images = np.random.default_rng(3).integers(0, 256, (5, 48, 48, 1)).astype(np.uint8)
+    data = Dataset(images=images, labels=None, class_names=tuple("abcdefg"), source="memory")
+    context = build_context(model, data, "raw")
+    np.testing.assert_allclose(context.probabilities, model.predict(images.astype("float32"), verbose=0),
+                               rtol=1e-5, atol=1e-6)
 
 
 def _write(path, content: bytes):

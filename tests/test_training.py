@@ -206,12 +206,13 @@ def test_training_model_with_and_without_augmentation():
 
 @pytest.mark.parametrize("setting", [{"zoom": "1.5"}, {"warmup_epochs": "-1"}, {"epochs": "0"}, {"rotation": "-5"},
                                      {"steps_per_execution": "0"}, {"average_last_epochs": "1"},
-                                     {"average_last_epochs": "101"}])
+                                     {"average_last_epochs": "101"}, {"seed": "-1"}, {"seed": str(2**32)},
+                                     {"learning_rate": "inf"}, {"weight_decay": "nan"}])
 def test_invalid_training_settings_are_user_errors(setting):
     from xai_fer.options import parse_options
     from xai_fer.training.config import TrainConfig
 
-    with pytest.raises(UserError, match="invalid options for train"):
+    with pytest.raises(UserError, match="invalid options for train|expected a finite number"):
         parse_options(TrainConfig, setting, "train")
 
 
@@ -557,6 +558,19 @@ def test_settings_are_checked_against_the_epochs_given_on_the_command_line(tiny_
     message = cli_error(*args, "--epochs", 5, "--set", "average_last_epochs=10")
     assert "average_last_epochs must be 0 (off) or between 2 and epochs" in " ".join(message.split())
     assert not (tmp_path / "run").exists()
+
+
+def test_an_out_that_cannot_take_a_run_is_refused_before_the_data_is_read(tiny_h5, tmp_path, monkeypatch):
+    import xai_fer.data
+
+    monkeypatch.setattr(xai_fer.data, "load_dataset", lambda *a, **k: pytest.fail("the data was read first"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    args = ("train", "dnn", "--data", tiny_h5, "--epochs", 1)
+    assert "--out " + str(blocker) + " exists and is not a directory" in cli_error(*args, "--out", blocker)
+    assert "nothing to resume" in cli_error(*args, "--out", tmp_path / "new", "--resume")
+    assert "unknown option dnn.hiden" in cli_error(*args, "--out", tmp_path / "new", "--option", "hiden=3")
+    assert blocker.read_text() == "not a folder" and not (tmp_path / "new").exists()
 
 
 def test_a_resumed_run_may_change_only_the_settings_that_act_after_training():

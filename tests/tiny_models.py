@@ -81,8 +81,28 @@ def batch_norm_branches(input_shape=(48, 48, 1), classes=7):
     return model
 
 
+def sequential_softmax_layer(input_shape=(48, 48, 1), classes=7):
+    """Sequential ending in ``keras.layers.Softmax`` (a layer with no ``activation`` attribute)."""
+    keras.utils.set_random_seed(5)
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Conv2D(4, 3, strides=2, activation="relu", name="conv_a"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(classes, name="logits"),
+        layers.Softmax(name="softmax"),
+    ], name="seq_softmax_layer")
+
+
+def nested_softmax(input_shape=(48, 48, 1), classes=7):
+    """A functional model whose last layer is a whole sub-model with the softmax inside it."""
+    inner = sequential_softmax_layer(input_shape, classes)
+    inputs = keras.Input(input_shape)
+    return keras.Model(inputs, inner(inputs), name="nested_softmax")
+
+
 ALL = {
     "sequential_fused_softmax": sequential_fused_softmax,
     "functional_separate_softmax": functional_separate_softmax,
     "residual_separable_rgb64": residual_separable_rgb64,
+    "sequential_softmax_layer": sequential_softmax_layer,
 }

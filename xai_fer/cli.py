@@ -131,6 +131,7 @@ def train(
     from .training.averaging import weights_from
     from .training.config import AFTER_TRAINING, PRESETS, TrainConfig
     from .training.initialisation import check_init_from
+    from .training.trainer import check_run_folder
     from .training.trainer import train as run_training
 
     if preset not in PRESETS:
@@ -143,11 +144,13 @@ def train(
     # are checked against the --epochs given, not the preset's.
     config = parse_options(TrainConfig, {**_as_strings(dataclasses.asdict(PRESETS[preset])), **overrides,
                                          **_as_strings(explicit)}, "train")
-    init_from = check_init_from(init_from, resume or finish)  # before reading what may be a large dataset
-    dataset = load_dataset(data, format=data_format)
-    command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    # Everything that can be checked cheaply is, before reading what may be a large dataset.
+    init_from = check_init_from(init_from, resume or finish)
     architecture = registry.lookup("models", model)
     model_options = dataclasses.asdict(parse_options(architecture.Options, _parse_pairs(option, "option"), model))
+    check_run_folder(out, resume or finish)
+    dataset = load_dataset(data, format=data_format)
+    command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     # A resumed or finished run keeps the settings it started with, except those that act after training.
     after_training = {key: getattr(config, key) for key in overrides if key in AFTER_TRAINING}
     ignored = set(overrides) - set(after_training)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from typing import Any, Literal, get_args, get_origin
 
@@ -48,10 +49,13 @@ def _convert(text: str, annotation: Any, where: str) -> Any:
         raise UserError(f"{where}: expected true or false, got {text!r}")
     if annotation in (int, float):
         try:
-            return annotation(text)
+            value = annotation(text)
         except ValueError:
             kind = "a whole number" if annotation is int else "a number"
             raise UserError(f"{where}: expected {kind}, got {text!r}") from None
+        if not math.isfinite(value):  # nan slips through every `x < 0` check a plugin writes
+            raise UserError(f"{where}: expected a finite number, got {text!r}")
+        return value
     if annotation is str:
         return text
     raise UserError(f"{where}: unsupported option type {annotation!r}")

@@ -1,6 +1,7 @@
 """Datasets: the in-memory ``Dataset`` every loader returns, and format auto-detection."""
 
-from .dataset import FER2013_CLASSES, SPLITS, Dataset, DatasetFormat, canonical_split
+from .dataset import FER2013_CLASSES, SPLITS, Dataset, DatasetFormat, canonical_split, per_image_codes
 from .loading import load_dataset
 
-__all__ = ["FER2013_CLASSES", "SPLITS", "Dataset", "DatasetFormat", "canonical_split", "load_dataset"]
+__all__ = ["FER2013_CLASSES", "SPLITS", "Dataset", "DatasetFormat", "canonical_split", "load_dataset",
+           "per_image_codes"]

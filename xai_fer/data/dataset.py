@@ -27,6 +27,28 @@ def canonical_split(name: str | None) -> str | None:
     raise UserError(f"unknown split {name!r}", f"use one of {', '.join(SPLITS)}")
 
 
+def per_image_codes(source, values, key: str, rows: int, stop: int, hint: str = "") -> np.ndarray | None:
+    """Check an optional array of one whole number in 0..stop-1 per image (labels; usage codes in ``SPLITS``
+    order) as a dataset plugin read it, and return it as int64. Usage may also be stored as split names
+    (b"PrivateTest"), as in the Kaggle CSV. None stays None."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+    if key == "usage" and values.dtype.kind in "SU" and values.ndim == 1:
+        names = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in values.tolist()]
+        try:
+            values = np.array([SPLITS.index(canonical_split(n)) for n in names], dtype=np.int64)
+        except UserError:
+            raise UserError(f"{source}: {key!r} holds names that are not splits ({', '.join(sorted(set(names))[:5])})",
+                            hint or f"use {', '.join(SPLITS)} or codes 0-2") from None
+    if values.ndim != 1 or len(values) != rows or values.dtype.kind not in "iu":
+        raise UserError(f"{source}: {key!r} must hold {rows} integers (one per image), got {values.dtype} "
+                        f"{values.shape}", hint or f"store one class index per image (not one-hot) as {key!r}")
+    if rows and (values.min() < 0 or values.max() >= stop):
+        raise UserError(f"{source}: {key!r} values outside 0..{stop - 1}", hint or f"fix the {key!r} data")
+    return values.astype(np.int64)
+
+
 @dataclass
 class Dataset:
     """Images with optional labels.
@@ -91,14 +113,16 @@ class Dataset:
             )
 
     def select_split(self, split: str | None) -> Dataset:
-        """Rows of one FER2013 Usage split; sources without a Usage column only accept None."""
+        """Rows of one FER2013 Usage split. A source without a Usage column accepts only None, or the one split
+        it is known to hold: handing back all its rows as "PrivateTest" would report the wrong numbers."""
         split = canonical_split(split)
-        if split is None:
+        if split is None or (self.usage is None and self.split == split):
             return self
         if self.usage is None:
-            if self.split in (None, split):
-                return self
-            raise UserError(f"{self.source} holds the {self.split} split only, not {split}", "drop --split")
+            if self.split is not None:
+                raise UserError(f"{self.source} holds the {self.split} split only, not {split}", "drop --split")
+            raise UserError(f"{self.source} has no Usage column to pick the {split} split from",
+                            "drop --split, or use a source with FER2013's Usage (fer2013.csv, .h5, .npz)")
         chosen = self.subset(self.usage == SPLITS.index(split))
         chosen.split = split
         chosen.usage = None

@@ -26,7 +26,13 @@ def load_dataset(source: str | Path, split: str | None = None, format: str | Non
             seen, advice = _first_line(path)
             raise UserError(f"no dataset format recognises {str(path)!r}{seen}", f"{advice}supported: {supported}")
         loader = matches[0]
-    dataset = loader.load(path)
+    try:
+        dataset = loader.load(path)
+    except OSError as exc:  # e.g. --format fer-csv given a folder, or image-folder given a file
+        how = f"the {loader.name} format" + (" (chosen with --format)" if format is not None else "")
+        raise UserError(f"{how} cannot read {str(path)!r}: {exc.strerror or exc}",
+                        "drop --format to detect the format, or pick the right one" if format is not None
+                        else "check the file can be read") from None
     dataset.format = loader.name
     dataset = dataset.select_split(split)
     dataset.check_finite()

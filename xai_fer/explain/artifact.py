@@ -19,6 +19,18 @@ class Artifact:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.check_names()
+
+    def check_names(self) -> None:
+        """Names become file names (NAME.png) and archive members: a bad one must fail where the explainer
+        builds its result (and again as it hands it over), not after every explainer of a long run finished."""
+        for kind, names in (("figure", self.figures), ("array", self.arrays)):
+            for name in names:
+                if not isinstance(name, str) or not name or name.startswith(".") or set(name) & set("/\\\0"):
+                    raise ValueError(f"Artifact {kind} name {name!r}: use a non-empty name without '/', '\\' "
+                                     "or a leading '.'")
+
     def write(self, directory: Path) -> list[str]:
         """Write everything into ``directory``; returns the figure file names in order."""
         from .. import atomic
@@ -30,7 +42,7 @@ class Artifact:
             made.savefig(directory / f"{name}.png", dpi=110, bbox_inches="tight")
             del made
             names.append(f"{name}.png")
-        np.savez_compressed(directory / "arrays.npz", **{k: np.asarray(v) for k, v in self.arrays.items()})
+        _write_npz(directory / "arrays.npz", self.arrays)
         atomic.write_json(directory / "summary.json", self.summary)
         return names
 
@@ -40,3 +52,14 @@ class Artifact:
         for figure in self.figures.values():
             if not callable(figure):
                 plt.close(figure)
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    """What ``np.savez_compressed`` writes, without its keyword arguments: an array named ``file`` or
+    ``allow_pickle`` would collide with them."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)

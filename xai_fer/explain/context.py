@@ -64,8 +64,9 @@ class ExplainContext:
         out = [np.asarray(model(self.images(slice(s, s + self.batch_size)), training=False))
                for s in range(0, len(self.dataset), self.batch_size)]
         probs = np.concatenate(out) if out else np.zeros((0, self.info.num_classes), np.float32)
-        if self.info.output_activation not in ("softmax", "sigmoid"):
-            # Logit outputs: turn them into probabilities so every explainer sees the same thing.
+        if self.info.output_activation not in ("softmax", "sigmoid") and not _are_probabilities(probs):
+            # Logit outputs: turn them into probabilities so every explainer sees the same thing. Outputs that
+            # already are probabilities (a softmax hidden in a nested sub-model) are left as they are.
             shifted = probs - probs.max(axis=1, keepdims=True)
             probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
         return probs
@@ -77,3 +78,7 @@ class ExplainContext:
     @property
     def labels(self) -> np.ndarray | None:
         return self.dataset.labels
+
+
+def _are_probabilities(scores: np.ndarray) -> bool:
+    return bool(len(scores)) and bool((scores >= 0).all()) and bool(np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))

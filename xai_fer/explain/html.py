@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import urllib.parse
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#222}
@@ -46,7 +47,7 @@ def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]]) ->
         if scalars:
             parts.append(_table(scalars))
         for figure in figures:
-            src = html.escape(f"{name}/{figure}")
+            src = html.escape(urllib.parse.quote(f"{name}/{figure}"))  # '#', '?' or '%' in a name stay in the path
             parts.append(f'<figure><img src="{src}" alt="{html.escape(name)} {html.escape(figure)}" loading="lazy">'
                          f"<figcaption>{html.escape(figure)}</figcaption></figure>")
         parts.append(f"<details><summary>all numbers ({html.escape(name)}/summary.json)</summary>"

@@ -48,6 +48,7 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     """
     import keras
 
+    check_seed(seed)
     planned = plan_explainers(explainers, options)
     context = build_context(model, dataset, preprocess, seed)
     validate_against_model(planned, context.info)
@@ -59,8 +60,14 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
         keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
         started = time.perf_counter()
         artifacts[item.name] = item.explainer.explain(context, item.options)
+        artifacts[item.name].check_names()  # names added after the Artifact was made
         timings[item.name] = round(time.perf_counter() - started, 3)
     return artifacts, planned, context, timings
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**32:  # what every random generator behind the explainers accepts
+        raise UserError(f"--seed {seed} is out of range", "use a whole number from 0 to 4294967295")
 
 
 def prepare_output(out_dir: Path, overwrite: bool, inputs: tuple = ()) -> Path:
@@ -165,6 +172,7 @@ def run_explain(
 
     matplotlib.use("Agg")
     out_dir = Path(out_dir)
+    check_seed(seed)
     plan_explainers(explainers, options)  # names and option values fail fast, before anything loads
     model_path = Path(model_path) if model_path else reference.model_path("cnn")
     data = data if data else reference.sample_path()

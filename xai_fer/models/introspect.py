@@ -55,8 +55,9 @@ def inspect_model(model) -> ModelInfo:
     layers = model.layers
     last = layers[-1]
     kind = type(last).__name__
-    activation = _activation_name(last) or "linear"
-    separate = kind == "Activation" and activation == "softmax"
+    # keras.layers.Softmax has no `activation` attribute: it is a separate softmax all the same.
+    activation = "softmax" if kind == "Softmax" else _activation_name(last) or "linear"
+    separate = kind in ("Activation", "Softmax") and activation == "softmax"
     first = next((layer for layer in layers if type(layer).__name__ != "InputLayer"), None)
     return ModelInfo(
         name=model.name,

@@ -54,6 +54,8 @@ class TrainConfig:
             raise ValueError("warmup_epochs and weight_decay must not be negative")
         if self.average_last_epochs == 1 or not 0 <= self.average_last_epochs <= self.epochs:
             raise ValueError("average_last_epochs must be 0 (off) or between 2 and epochs")
+        if not 0 <= self.seed < 2**32:  # what every random generator behind it accepts
+            raise ValueError("seed must be a whole number from 0 to 4294967295")
         if not (0 <= self.shift < 1 and 0 <= self.zoom < 1 and 0 <= self.rotation <= 180):
             raise ValueError("shift and zoom must be in [0, 1), rotation in [0, 180] degrees")
 

@@ -166,14 +166,11 @@ def train(
     changed = None
     out_dir = Path(out_dir)
     plugin = registry.lookup("models", model_name)
-    store = CheckpointStore(out_dir)
-    if resume and not store.exists():
-        raise UserError(f"nothing to resume in {out_dir}", "run without --resume first")
-    if not resume and (store.exists() or (out_dir / "model.keras").exists()):
-        raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
+    store = check_run_folder(out_dir, resume)
     created = not out_dir.exists()
     store.lock()
     try:
+        check_run_folder(out_dir, resume)  # again, now that no other process can be starting a run there
         state, finish_command = None, None
         if resume:
             store.clean()
@@ -201,6 +198,19 @@ def train(
         raise
     finally:
         store.unlock()
+
+
+def check_run_folder(out_dir: Path, resume: bool) -> CheckpointStore:
+    """Refuse an ``--out`` that cannot take this run (cheap: the CLI calls it before reading the data)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
+    store = CheckpointStore(out_dir)
+    if resume and not store.exists():
+        raise UserError(f"nothing to resume in {out_dir}", "run without --resume first")
+    if not resume and (store.exists() or (out_dir / "model.keras").exists()):
+        raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
+    return store
 
 
 def _train(plugin, model_name, dataset, out_dir, store, state, config, options, strategy, progress, command,

@@ -1,0 +1,31 @@
+"""What an explainer hands back (``Artifact``): names that become files are checked where they are made, and
+every array name round-trips through ``arrays.npz``."""
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from xai_fer.explain.artifact import Artifact
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "..", ".hidden", "back\\slash"])
+def test_a_name_that_cannot_be_a_file_fails_where_the_artifact_is_made(name):
+    with pytest.raises(ValueError, match="non-empty name without"):
+        Artifact(figures={name: Figure()})
+    with pytest.raises(ValueError, match="array name"):
+        Artifact(arrays={name: np.zeros(2)})
+    late = Artifact()
+    late.arrays[name] = np.zeros(2)  # added after construction: the pipeline checks again on hand-over
+    with pytest.raises(ValueError):
+        late.check_names()
+
+
+def test_any_array_name_round_trips_even_numpys_own_keywords(tmp_path):
+    arrays = {"file": np.arange(3), "allow_pickle": np.eye(2), "maps": np.ones((2, 4, 4), np.float32),
+              "odd name #1?": np.array([7])}
+    Artifact(arrays=arrays, summary={"ok": True}).write(tmp_path)
+    with np.load(tmp_path / "arrays.npz", allow_pickle=False) as saved:
+        assert sorted(saved.files) == sorted(arrays)
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(saved[name], value)
+            assert saved[name].dtype == value.dtype
