@@ -1,8 +1,9 @@
 """Writing files and directories so that a reader never sees a half-written one.
 
 Everything is written next to its destination under a hidden temporary name, then moved into place with
-``os.replace`` (atomic on POSIX within one file system). An interrupted write leaves only a temp file that
-the next run ignores and cleans up.
+``os.replace`` (atomic on POSIX within one file system). A write that fails or is interrupted (Ctrl-C,
+SIGTERM) removes its temp file; only a process killed outright (SIGKILL, power loss) can leave one behind: a
+hidden ``.NAME.tmp-*`` entry next to the destination, never read by a later run and safe to delete.
 """
 
 from __future__ import annotations
