@@ -253,7 +253,8 @@ class Confusion:
             "num_images": int(len(labels)),
             "class_names": names,
             "accuracy": float(accuracy_score(labels, predictions)),
-            "macro_f1": float(f1_score(labels, predictions, labels=list(range(k)), average="macro",
+            # Over the classes the data holds: a class with no image has no F1 (its row says None), not 0.
+            "macro_f1": float(f1_score(labels, predictions, labels=sorted(set(labels.tolist())), average="macro",
                                        zero_division=0)),
             "weighted_f1": float(f1_score(labels, predictions, labels=list(range(k)), average="weighted",
                                           zero_division=0)),

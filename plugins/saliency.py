@@ -175,9 +175,16 @@ class Saliency:
                             f"the model has {info.num_classes} classes: use 0..{info.num_classes - 1}")
 
     def check(self, context, options: SaliencyOptions) -> None:
-        """Rows, labels and the target class against the data, before any explainer runs."""
+        """Rows, labels, the target class and the score against the data and model, before any explainer
+        runs (predictions are computed once per run and shared, so asking for them here costs nothing)."""
         self.validate(context.info, options)
         _check_selection(context, options)
+        if options.score == "logit" and not context.pre_softmax_available:
+            raise UserError(f"saliency: score=logit needs pre-softmax scores, but model {context.info.name!r} "
+                            "outputs probabilities from a softmax xai-fer cannot remove",
+                            "use -o saliency.score=probability")
+        if _mode(options) == "misclassified" and not (context.predictions != np.asarray(context.labels)).any():
+            raise UserError("saliency: no misclassified images in the data", "use select=per_class or indices=...")
 
     def explain(self, context, options: SaliencyOptions) -> Artifact:
         self.validate(context.info, options)
@@ -186,20 +193,15 @@ class Saliency:
             raise UserError("saliency: no images selected", "the data is empty")
         targets = _target_classes(context, options, rows).astype(np.int64)
 
-        if options.score == "logit":
-            model, softmax = context.data_model(logits=True), False
-        elif context.info.output_activation in ("softmax", "sigmoid"):
-            model, softmax = context.data_model(logits=False), False
-        else:  # the model outputs logits: differentiate their softmax
-            model, softmax = context.data_model(logits=True), True
+        # Probabilities: data_model adds the softmax to a model that outputs logits.
+        model = context.data_model(logits=options.score == "logit")
 
         # Streamed: per batch, float32 images -> gradients -> maps; only the (N, H, W) maps are kept.
         batch = options.batch_size or context.batch_size
         maps = np.empty((len(rows), *context.dataset.images.shape[1:3]), np.float32)
         for start in range(0, len(rows), batch):
             chosen = slice(start, start + batch)
-            grads = input_gradients(model, context.images(rows[chosen]), targets[chosen], batch_size=batch,
-                                    softmax=softmax)
+            grads = input_gradients(model, context.images(rows[chosen]), targets[chosen], batch_size=batch)
             maps[chosen] = saliency_maps(grads)
         masks, thresholds = threshold_masks(maps, options.threshold_percentile)
 

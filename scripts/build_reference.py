@@ -92,6 +92,8 @@ def write_readme(metrics: dict, sample: dict) -> None:
                       if start else "")
             prefix = f"- {name}:" if len(steps) == 1 else (f"- {name}, 1." if step == 1 else f"  {step}.")
             lines.append(f"{prefix} {origin}`{command}`{where}")
+        for resumed in m.get("resume_commands") or []:
+            lines.append(f"  then continued with `{resumed}`")
         if m.get("finish_command"):
             stopped = m["epochs"] < m.get("planned_epochs", m["epochs"])
             lines.append(f"  then {'stopped early (time ran out) and ' if stopped else ''}written and evaluated "

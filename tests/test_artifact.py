@@ -29,3 +29,15 @@ def test_any_array_name_round_trips_even_numpys_own_keywords(tmp_path):
         for name, value in arrays.items():
             np.testing.assert_array_equal(saved[name], value)
             assert saved[name].dtype == value.dtype
+
+
+def test_the_report_page_shows_numpy_values_in_summaries():
+    # summary.json accepts numpy scalars and arrays; the page built after every explainer ran must too.
+    from xai_fer.explain.html import render_index
+
+    manifest = {"model": {"path": "m.keras", "name": "m", "sha256": "0" * 64, "parameters": 10},
+                "data": {"source": "d", "format": "npz", "split": None, "n": 3},
+                "preprocessing": {}, "seed": 0, "explainers": {}, "versions": {}, "created": "today"}
+    summary = {"count": np.int64(3), "share": np.float32(0.5), "flags": np.array([True, False])}
+    page = render_index(manifest, [("demo", ["a #1.png"], summary)])
+    assert "&quot;count&quot;: 3" in page and "a%20%231.png" in page

@@ -68,6 +68,8 @@ def test_confusion_numbers_match_a_hand_built_case(tmp_path):
     assert rows["y"]["f1"] == pytest.approx(2 / 7)
     assert rows["z"]["f1"] == pytest.approx(1 / 3)
     assert rows["w"]["precision"] is None and rows["w"]["recall"] is None  # undefined, not a made-up 0
+    # Class w has no image: the macro average is over x, y and z, not a zero for w.
+    assert s["macro_f1"] == pytest.approx((2 / 3 + 2 / 7 + 1 / 3) / 3)
 
     pairs = s["most_confused"]
     assert [(p["true"], p["predicted"], p["count"]) for p in pairs["by_count"]] == [("y", "z", 3), ("x", "y", 2)]

@@ -107,3 +107,16 @@ def test_example_options_are_validated():
         parse_options(module.OcclusionOptions, {"patch": "0"}, "occlusion")
     with pytest.raises(UserError, match="did you mean occlusion.stride"):
         parse_options(module.OcclusionOptions, {"strid": "2"}, "occlusion")
+
+
+@pytest.mark.parametrize("size, patch, stride", [(48, 6, 4), (48, 5, 3), (48, 8, 8), (10, 12, 4)])
+def test_example_occludes_every_pixel(size, patch, stride):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("xai_fer_occlusion_source", EXAMPLE / "xai_fer_occlusion.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    covered = np.zeros(size, bool)
+    for start in module._starts(size, patch, stride):
+        covered[start:start + patch] = True
+    assert covered.all()

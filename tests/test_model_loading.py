@@ -142,3 +142,23 @@ def test_h5_without_model_config_attr_is_weights_only(tmp_path):
         handle.create_dataset("x", data=[1, 2, 3])
     with pytest.raises(UserError, match="only weights"):
         load_model(path)
+
+
+def _with_layers(*layers):
+    return keras.Sequential([keras.Input((48, 48, 1)), *layers, keras.layers.Conv2D(2, 3, name="conv"),
+                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(7, activation="softmax")])
+
+
+@pytest.mark.parametrize("layers, scales", [
+    ([keras.layers.Rescaling(1 / 255)], True),
+    ([keras.layers.RandomFlip("horizontal"), keras.layers.Rescaling(1 / 255)], True),  # augmentation first
+    ([keras.Sequential([keras.layers.RandomFlip(), keras.layers.RandomRotation(0.1)]), keras.layers.Resizing(40, 40),
+      keras.layers.Rescaling(1 / 127.5, offset=-1)], True),  # a nested augmentation block, then resizing
+    ([], False),
+    ([keras.layers.RandomFlip("horizontal")], False),
+    ([keras.layers.Conv2D(3, 3), keras.layers.Rescaling(2.0)], False),  # scaling features, not the pixels
+], ids=["first", "after-augmentation", "after-nested-augmentation-and-resizing", "none", "augmentation-only",
+        "after-a-conv"])
+def test_a_models_own_input_scaling_is_found_behind_augmentation(layers, scales):
+    # Missing it would make `--preprocess auto` divide the pixels by 255 a second time.
+    assert inspect_model(_with_layers(*layers)).scales_its_input is scales

@@ -224,6 +224,49 @@ def test_options_are_checked_before_any_work(tiny_dataset):
     ok.close()
 
 
+def test_problems_only_predictions_reveal_are_caught_before_any_explainer_runs(tiny_dataset):
+    model = tiny_models.sequential_fused_softmax()
+    context = _context(model, tiny_dataset)
+    right = Dataset(images=tiny_dataset.images, labels=context.predictions, class_names=FER2013_CLASSES,
+                    source="all right")
+    with pytest.raises(UserError, match="no misclassified images"):
+        Saliency().check(_context(model, right), SaliencyOptions(select="misclassified"))
+    # A softmax xai-fer cannot see (inside a custom layer) cannot be removed: score=logit is refused in one line.
+    hidden = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7),
+                               _HiddenSoftmax()])
+    hidden_context = _context(hidden, tiny_dataset)
+    assert hidden_context.outputs_are_probabilities and not hidden_context.pre_softmax_available
+    with pytest.raises(UserError, match="score=logit needs pre-softmax scores"):
+        Saliency().check(hidden_context, SaliencyOptions())
+    Saliency().check(hidden_context, SaliencyOptions(score="probability"))
+
+
+class _HiddenSoftmax(keras.layers.Layer):
+    def call(self, x):
+        return keras.ops.softmax(x)
+
+
+def test_logit_scores_of_a_nested_classifier_are_its_inner_logits(tiny_dataset):
+    model = tiny_models.nested_softmax()
+    inner = model.layers[-1]
+    context = _context(model, tiny_dataset, "raw")
+    assert context.pre_softmax_available and context.info.softmax_layer == f"{inner.name}/softmax"
+    images = tiny_dataset.images[:4].astype("float32")
+    expected = keras.Model(inner.inputs, inner.get_layer("logits").output)(images)
+    np.testing.assert_allclose(context.data_model(logits=True)(images), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(context.data_model(logits=False)(images), model(images), rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_that_outputs_logits_gets_probabilities_from_data_model(tiny_dataset):
+    logits = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7)])
+    context = _context(logits, tiny_dataset, "unit")
+    images = tiny_dataset.images[:4].astype("float32")
+    probabilities = np.asarray(context.data_model(logits=False)(images))
+    np.testing.assert_allclose(probabilities, keras.ops.softmax(logits(images / 255.0)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(context.probabilities[:4], probabilities, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(context.data_model(logits=True)(images), logits(images / 255.0), rtol=1e-5)
+
+
 def test_one_compiled_function_serves_every_batch_size():
     model = tiny_models.functional_separate_softmax(input_shape=(12, 12, 1), classes=3)
     images = np.random.default_rng(1).uniform(0, 255, (7, 12, 12, 1)).astype(np.float32)

@@ -280,13 +280,28 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
                  "--set", "learning_rate=0.5")
     shown = " ".join(result.output.split())
     assert "the ones given now are ignored (except --set tta_flip, --set recalibrate_batch_norm" in shown
-    assert "Changed after training: recalibrate_batch_norm=False" in shown
+    assert "changed after training: recalibrate_batch_norm=False" in shown
     refinished = json.loads((out / "metrics.json").read_text())
     assert refinished["batch_norm_recalibration"] is None and refinished["config"]["learning_rate"] == 1e-3
     assert refinished["changed_after_training"] == {"recalibrate_batch_norm": False}
     assert metrics["changed_after_training"] is None
     assert refinished["finish_command"]  # (sys.argv: the test runner's under CliRunner)
     assert refinished["command"] == metrics["command"] and refinished["best_epoch"] == metrics["best_epoch"]
+
+    # A setting given with the value the run already has is no change, and is not recorded as one.
+    cli("train", "cnn", "--data", tiny_h5, "--out", out, "--finish", "--set", "tta_flip=true")
+    assert json.loads((out / "metrics.json").read_text())["changed_after_training"] is None
+
+    # A run whose best model did not travel (or was damaged) cannot be finished: one line, nothing rewritten.
+    best = out / "checkpoints" / json.loads((out / "checkpoints" / "state.json").read_text())["best"]
+    best.write_bytes(best.read_bytes()[:1000])
+    before = (out / "metrics.json").read_bytes()
+    message = " ".join(cli_error("train", "cnn", "--data", tiny_h5, "--out", out, "--finish").split())
+    assert "(the best epoch's model) cannot be read" in message and f"copy the run's checkpoints/{best.name}" in message
+    best.unlink()
+    assert "(the best epoch's model) is missing" in cli_error("train", "cnn", "--data", tiny_h5, "--out", out,
+                                                              "--resume")
+    assert (out / "metrics.json").read_bytes() == before
 
 
 # --- resuming and checkpoints --------------------------------------------------------------------------------
@@ -480,6 +495,23 @@ def test_init_from_reads_the_run_behind_a_bundled_reference_model():
     shipped = json.loads((MODELS["dnn"].parent / "dnn_metrics.json").read_text())
     assert donor.record["command"] == shipped["command"] and donor.record["command"].startswith("xai-fer train dnn")
     assert donor.parameters == shipped["parameters"] == sum(w.size for w in donor.weights)
+    # Its per-epoch history comes from dnn_history.csv, so a run started from it draws the earlier curves too.
+    rows = (MODELS["dnn"].parent / "dnn_history.csv").read_text().splitlines()
+    assert len(donor.record["history"]["val_loss"]) == len(rows) - 1 == shipped["epochs"]
+    assert "epoch" not in donor.record["history"]
+
+
+def test_every_augmentation_seed_fits_in_32_bits():
+    # JAX keeps seeds as uint32: the layers' seed + k must wrap, not overflow, for the largest seeds.
+    import dataclasses
+
+    from xai_fer.training.augmentation import build_augmentation
+    from xai_fer.training.config import STUDY
+
+    for seed in (0, 2**32 - 1):
+        layers = build_augmentation(dataclasses.replace(STUDY, seed=seed)).layers
+        seeds = [layer.seed for layer in layers]
+        assert all(0 <= s < 2**32 for s in seeds) and len(set(seeds)) == 4
 
 
 # --- reproducibility, distribution, backends ----------------------------------------------------------------

@@ -59,10 +59,10 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
-def _json_default(value):
+def json_default(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, Path):

@@ -157,8 +157,6 @@ def train(
     if (resume or finish) and (ignored or option or explicit or preset != "study"):
         err_console.print("Note: a resumed run keeps the settings it started with; the ones given now are ignored "
                           f"(except --set {', --set '.join(AFTER_TRAINING)}, which act after the last epoch).")
-    if (resume or finish) and after_training:
-        err_console.print("Changed after training: " + ", ".join(f"{k}={v}" for k, v in after_training.items()))
     result = run_training(model, dataset, out, config, model_options, resume=resume,
                           strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
                           init_from=init_from, after_training=after_training if resume or finish else None)
@@ -166,6 +164,9 @@ def train(
     console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, weights of the "
                   f"{weights_from(result.metrics)}, {result.epochs_run} of {result.metrics['planned_epochs']} "
                   "epochs planned)")
+    if result.metrics.get("changed_after_training"):
+        console.print("changed after training: " + ", ".join(
+            f"{key}={value}" for key, value in result.metrics["changed_after_training"].items()))
     recalibration = result.metrics.get("batch_norm_recalibration")
     if recalibration and recalibration["layers"]:
         from .training.recalibration import describe

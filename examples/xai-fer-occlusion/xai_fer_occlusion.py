@@ -21,6 +21,12 @@ class OcclusionOptions:
             raise ValueError("patch, stride and images must be at least 1")
 
 
+def _starts(size: int, patch: int, stride: int) -> list[int]:
+    """Patch offsets every ``stride`` pixels, plus one flush with the far edge, so every pixel is covered."""
+    last = max(size - patch, 0)
+    return sorted(set(range(0, last + 1, stride)) | {last})
+
+
 class Occlusion:
     name = "occlusion"
     description = "occlusion sensitivity: probability drop while a grey patch hides each region"
@@ -33,8 +39,7 @@ class Occlusion:
         rows = np.arange(min(options.images, len(context.dataset)))
         images, targets = context.images(rows), context.predictions[rows]
         height, width, p = images.shape[1], images.shape[2], options.patch
-        spots = [(y, x) for y in range(0, max(height - p, 0) + 1, options.stride)
-                 for x in range(0, max(width - p, 0) + 1, options.stride)]
+        spots = [(y, x) for y in _starts(height, p, options.stride) for x in _starts(width, p, options.stride)]
         heatmaps, covered = np.zeros(images.shape[:3], np.float32), np.zeros((height, width), np.float32)
         for y, x in spots:
             covered[y:y + p, x:x + p] += 1

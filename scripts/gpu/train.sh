@@ -26,7 +26,10 @@ export PYTHONFAULTHANDLER=1 PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUN
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.2}  # several runs share the GPU
 nvidia-smi -L
 python3 scripts/pack_fer2013.py unpack .gpu/fer2013.xz ../shared/data/fer2013.h5 || exit 1
-XAI_FER=(python3 -c "from xai_fer.cli import main; main()")
+# Background jobs of a non-interactive bash start with SIGINT ignored: restore Python's handler, or the deadline's
+# `kill -INT` (a clean stop after the last finished epoch) would do nothing.
+XAI_FER=(python3 -c "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)
+from xai_fer.cli import main; main()")
 "${XAI_FER[@]}" plugins >/dev/null || exit 1
 pids=(); names=()
 for spec in "$@"; do

@@ -36,9 +36,24 @@ class ExplainContext:
         return chosen.astype(np.float32)
 
     def data_model(self, logits: bool = False):
-        """A Keras model from data-space images (0-255, data resolution) to probabilities or pre-softmax
-        scores. Gradients taken through it land on the data's pixels."""
+        """A Keras model from data-space images (0-255, data resolution) to probabilities, or with ``logits``
+        to pre-softmax scores. A model that outputs logits gets a softmax appended, so ``logits=False`` always
+        means probabilities. Gradients taken through it land on the data's pixels."""
         key = ("data_model", logits)
+        if key not in self._cache:
+            import keras
+
+            adapted = self._adapted(logits)
+            if logits or self.outputs_are_probabilities:
+                self._cache[key] = adapted
+            else:
+                self._cache[key] = keras.Model(adapted.inputs, keras.layers.Softmax(name="probabilities")(
+                    adapted.outputs[0]))
+        return self._cache[key]
+
+    def _adapted(self, logits: bool):
+        """The model (or its pre-softmax twin) behind the input adapter, outputs as they are."""
+        key = ("adapted", logits)
         if key not in self._cache:
             import keras
 
@@ -53,6 +68,24 @@ class ExplainContext:
             self._cache[key] = keras.Model(inputs, target(AdaptInput(name="adapt_input")(inputs)))
         return self._cache[key]
 
+    @cached_property
+    def outputs_are_probabilities(self) -> bool:
+        """Whether the model's own outputs already are probabilities: a softmax or sigmoid the inspection
+        found, or rows that sum to one on the first images (a softmax it could not see, e.g. in a custom
+        layer). Otherwise they are logits, and ``data_model`` adds the softmax."""
+        if self.info.output_activation in ("softmax", "sigmoid"):
+            return True
+        if not len(self.dataset):
+            return False
+        first = np.asarray(self._adapted(False)(self.images(slice(0, 32)), training=False))
+        return _are_probabilities(first)
+
+    @property
+    def pre_softmax_available(self) -> bool:
+        """Whether ``data_model(logits=True)`` really gives pre-softmax scores: the softmax was found and
+        removed, or there never was one."""
+        return self.info.softmax_layer is not None or not self.outputs_are_probabilities
+
     def model_inputs(self, index=None) -> np.ndarray:
         """Images adapted to the model's own input space (scaling, size, channels)."""
         return np.asarray(self.adapter(self.images(index)))
@@ -63,13 +96,7 @@ class ExplainContext:
         model = self.data_model(logits=False)
         out = [np.asarray(model(self.images(slice(s, s + self.batch_size)), training=False))
                for s in range(0, len(self.dataset), self.batch_size)]
-        probs = np.concatenate(out) if out else np.zeros((0, self.info.num_classes), np.float32)
-        if self.info.output_activation not in ("softmax", "sigmoid") and not _are_probabilities(probs):
-            # Logit outputs: turn them into probabilities so every explainer sees the same thing. Outputs that
-            # already are probabilities (a softmax hidden in a nested sub-model) are left as they are.
-            shifted = probs - probs.max(axis=1, keepdims=True)
-            probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-        return probs
+        return np.concatenate(out) if out else np.zeros((0, self.info.num_classes), np.float32)
 
     @property
     def predictions(self) -> np.ndarray:

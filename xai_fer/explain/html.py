@@ -7,6 +7,8 @@ import html
 import json
 import urllib.parse
 
+from ..atomic import json_default
+
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#222}
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.3rem;margin-top:2.5rem}
@@ -25,7 +27,7 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (dict, list)):
-        return json.dumps(value)
+        return json.dumps(value, default=json_default)
     return str(value)
 
 
@@ -51,8 +53,8 @@ def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]]) ->
             parts.append(f'<figure><img src="{src}" alt="{html.escape(name)} {html.escape(figure)}" loading="lazy">'
                          f"<figcaption>{html.escape(figure)}</figcaption></figure>")
         parts.append(f"<details><summary>all numbers ({html.escape(name)}/summary.json)</summary>"
-                     f"<pre>{html.escape(json.dumps(summary, indent=2))}</pre></details>")
-    parts.append(f"<h2>manifest</h2><pre>{html.escape(json.dumps(manifest, indent=2))}</pre>")
+                     f"<pre>{html.escape(json.dumps(summary, indent=2, default=json_default))}</pre></details>")
+    parts.append(f"<h2>manifest</h2><pre>{html.escape(json.dumps(manifest, indent=2, default=json_default))}</pre>")
     body = "\n".join(parts)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>xai-fer run</title>'
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")

@@ -8,6 +8,8 @@ from ..errors import UserError
 
 CONV_TYPES = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose")
 _SCALING_LAYERS = ("Rescaling", "Normalization")
+# Layers that may precede a model's own input scaling without computing anything from the pixels' scale.
+_PASS_THROUGH = ("InputLayer", "Resizing", "CenterCrop", "Cropping2D", "ZeroPadding2D", "Reshape", "Permute")
 
 
 @dataclass
@@ -50,26 +52,65 @@ def _check_io(model) -> None:
                         "the output must be (batch, classes)")
 
 
-def inspect_model(model) -> ModelInfo:
-    _check_io(model)
-    layers = model.layers
-    last = layers[-1]
+def _nested_head(layer) -> ModelInfo | None:
+    """The inspection of ``layer`` when it is a whole sub-model called once as a model's last layer (a
+    classifier wrapped in a functional model): its softmax, wherever it sits, is the model's."""
+    if not hasattr(layer, "layers") or not hasattr(layer, "inputs") or len(getattr(layer, "_inbound_nodes", [])) != 1:
+        return None
+    try:
+        return inspect_model(layer)
+    except UserError:
+        return None
+
+
+def _output_activation(last) -> tuple[str, str | None, bool]:
+    """(activation, softmax layer name or None, softmax is a separate layer) of a model's last layer."""
+    nested = _nested_head(last)
+    if nested is not None:
+        name = f"{last.name}/{nested.softmax_layer}" if nested.softmax_layer else None
+        return nested.output_activation, name, nested.softmax_is_separate_layer
     kind = type(last).__name__
     # keras.layers.Softmax has no `activation` attribute: it is a separate softmax all the same.
     activation = "softmax" if kind == "Softmax" else _activation_name(last) or "linear"
     separate = kind in ("Activation", "Softmax") and activation == "softmax"
-    first = next((layer for layer in layers if type(layer).__name__ != "InputLayer"), None)
+    return activation, last.name if activation == "softmax" else None, separate
+
+
+def _scales_its_input(layers) -> bool:
+    """Whether a Rescaling or Normalization layer comes before the first layer that computes features.
+    Augmentation (RandomFlip, ...), resizing and cropping may come first; nested models are looked into."""
+    for layer in layers:
+        kind = type(layer).__name__
+        if kind in _SCALING_LAYERS:
+            return True
+        if hasattr(layer, "layers"):  # a nested Sequential/Functional: an augmentation block, or the backbone
+            if _scales_its_input(layer.layers):
+                return True
+            if any(type(inner).__name__ not in _PASS_THROUGH and not type(inner).__name__.startswith("Random")
+                   for inner in layer.layers):
+                return False
+            continue
+        if kind in _PASS_THROUGH or kind.startswith("Random"):
+            continue
+        return False
+    return False
+
+
+def inspect_model(model) -> ModelInfo:
+    _check_io(model)
+    layers = model.layers
+    activation, softmax_layer, separate = _output_activation(layers[-1])
     return ModelInfo(
         name=model.name,
         input_shape=tuple(int(d) for d in model.inputs[0].shape[1:]),
         num_classes=int(model.outputs[0].shape[-1]),
         output_activation=activation,
-        softmax_layer=last.name if activation == "softmax" else None,
+        softmax_layer=softmax_layer,
         softmax_is_separate_layer=separate,
         conv_layers=[layer.name for layer in layers if type(layer).__name__ in CONV_TYPES],
         parameters=int(model.count_params()),
         layer_count=len(layers),
-        scales_its_input=first is not None and type(first).__name__ in _SCALING_LAYERS,
+        scales_its_input=_scales_its_input(layers),
     )
 
 
@@ -83,6 +124,11 @@ def logits_model(model, info: ModelInfo):
     if info.softmax_layer is None:
         return model
     last = model.layers[-1]
+    if _nested_head(last) is not None:  # the softmax sits inside a sub-model: take that one's logits twin
+        inner = logits_model(last, inspect_model(last))
+        feeding = last._inbound_nodes[0].input_tensors  # the tensors this model feeds into the sub-model
+        return keras.Model(model.inputs, inner(feeding[0] if len(feeding) == 1 else feeding),
+                           name=f"{model.name}_logits")
     if info.softmax_is_separate_layer:
         return keras.Model(model.inputs, last.input, name=f"{model.name}_logits")
     # Softmax fused into the last layer: rebuild that layer with a linear activation on the same weights.

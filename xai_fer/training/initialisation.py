@@ -83,9 +83,23 @@ def _run_beside(source: Path) -> dict:
     found = {}
     for candidate in (folder / "state.json", folder / f"{source.stem}_metrics.json", folder / "metrics.json"):
         found.update(_read_json(candidate))  # metrics.json last: a finished run's own record wins
-    history = _read_json(folder / "history.json") or found.get("history")
+    # A run folder has history.json; a bundled reference model has NAME_history.csv beside NAME_metrics.json.
+    history = (_read_json(folder / "history.json") or _read_history_csv(folder / f"{source.stem}_history.csv")
+               or found.get("history"))
     return {"command": found.get("command"), "history": history or None,
             "initialisation": found.get("initialisation")}
+
+
+def _read_history_csv(path: Path) -> dict:
+    """``history.csv`` as written by ``report.write_history``: {column: [float per epoch]}, without ``epoch``."""
+    import csv
+
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _read_json(path: Path) -> dict:

@@ -163,7 +163,7 @@ def train(
     if after_training and not resume:
         raise UserError("after_training changes a resumed or finished run", "put the settings in config instead")
     init_from = check_init_from(init_from, resume)
-    changed = None
+    changed, resume_commands = None, []
     out_dir = Path(out_dir)
     plugin = registry.lookup("models", model_name)
     store = check_run_folder(out_dir, resume)
@@ -180,16 +180,23 @@ def train(
                                 f"resume it as `xai-fer train {state['model']} --resume ...`")
             # The run continues with the settings it started with, except those that act after the last epoch
             # (``after_training``): the trained weights do not depend on them. What changed is recorded.
-            changed = _after_training(after_training)
-            config = build_options(TrainConfig, {**state["config"], **changed}, "train")
+            requested = _after_training(after_training)
+            before = build_options(TrainConfig, state["config"], "train")
+            # Only real changes, added to those of earlier resumes (kept in state.json), so the record and the
+            # commands reproduce the run.
+            changed = {**(state.get("changed_after_training") or {}),
+                       **{key: value for key, value in requested.items() if getattr(before, key) != value}}
+            config = build_options(TrainConfig, {**state["config"], **requested}, "train")
             model_options = state["model_options"]
             finish_command = command if finish else None
+            resume_commands = [*(state.get("resume_commands") or []), *([] if finish or not command else [command])]
             command = state.get("command") or command
         options = build_options(plugin.Options, dict(model_options or {}), model_name)
         distribution = _distribution_strategy(strategy)  # first: it may split the CPU before TensorFlow starts
         with _seeded(config, deterministic):
             return _train(plugin, model_name, dataset, out_dir, store, state, config, options, distribution,
-                          progress, command, list(callbacks or []), finish, finish_command, init_from, changed)
+                          progress, command, list(callbacks or []), finish, finish_command, init_from, changed,
+                          resume_commands)
     except BaseException:
         # A new run that stops before its first checkpoint (a refused --init-from model, Ctrl-C in the first
         # epoch) has nothing worth keeping: leave no folder behind that would block the next attempt.
@@ -214,7 +221,7 @@ def check_run_folder(out_dir: Path, resume: bool) -> CheckpointStore:
 
 
 def _train(plugin, model_name, dataset, out_dir, store, state, config, options, strategy, progress, command,
-           extra_callbacks, finish=False, finish_command=None, init_from=None, changed=None):
+           extra_callbacks, finish=False, finish_command=None, init_from=None, changed=None, resume_commands=()):
     import keras
 
     from .progress import TrainingProgress
@@ -231,8 +238,10 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             # Finishing needs only the best weights and the history: the training checkpoint (optimizer state
             # included) may be left behind, e.g. when a run is fetched from another machine.
             train_model = base = None
-            if not finish:
-                train_model = keras.saving.load_model(store.dir / state["checkpoint"], compile=True)
+            if not finish and initial_epoch < config.epochs:
+                train_model = _load_checkpoint(store.dir / state["checkpoint"], "the training checkpoint",
+                                               "copy it back, or stop the run where it is with --finish",
+                                               compile=True)
                 compile_under_jax(train_model)
                 base = train_model.layers[-1]
         else:
@@ -254,6 +263,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
                 average.add(base.get_weights(), epoch + 1)
             store.save(train_model, base, epoch + 1, history, config.as_dict(),
                        {"model": model_name, "model_options": dataclasses.asdict(options), "command": command,
+                        "resume_commands": list(resume_commands), "changed_after_training": changed or None,
                         "environment": environment, "initialisation": initialisation},
                        average=average)
 
@@ -278,7 +288,8 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     if final_state.get("best_epoch") is None:
         raise UserError(f"the validation loss was never finite in {len(history.get('loss', []))} epoch(s)",
                         "training diverged: lower --set learning_rate=... or check the data")
-    best = keras.saving.load_model(store.best_path, compile=False)
+    best = _load_checkpoint(store.best_path, "the best epoch's model",
+                            f"copy the run's checkpoints/{store.best_path.name} next to its state.json")
     recalibration = None
     if config.recalibrate_batch_norm:
         recalibration = recalibrate_if_better(best, x_train, x_val, y_val, config.label_smoothing, seed=config.seed)
@@ -288,8 +299,6 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             best, average, x_train, x_val, y_val, config.label_smoothing, seed=config.seed,
             load_copy=lambda: keras.saving.load_model(store.best_path, compile=False))
     model_path = out_dir / "model.keras"
-    atomic.save_keras(best, model_path)
-
     metrics = {
         "model": model_name,
         "parameters": int(best.count_params()),
@@ -304,6 +313,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "weight_averaging": averaging,  # when kept, model.keras holds the average, not the best epoch's weights
         "weights_from": None,
         "command": command,
+        "resume_commands": list(resume_commands) or None,  # each --resume that trained further, in order
         "finish_command": finish_command,
         "changed_after_training": changed or None,  # settings a --resume / --finish changed (AFTER_TRAINING)
         "initialisation": initialisation,
@@ -320,11 +330,25 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
                     config.tta_flip,
                 )
     metrics["weights_from"] = weights_from(metrics)
+    # Everything slow is done: the model and its record are written back to back, metrics.json last, so an
+    # interruption cannot leave a new model.keras beside no (or an older) metrics.json.
+    atomic.save_keras(best, model_path)
     write_history(out_dir, history)
     write_curves(out_dir / "training_curves.png", history, title=f"{model_name} on {Path(dataset.source).name}",
                  earlier=chain_history(initialisation))
     atomic.write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
+
+
+def _load_checkpoint(path: Path, what: str, hint: str, compile: bool = False):
+    import keras
+
+    if not path.is_file():
+        raise UserError(f"{path} ({what}) is missing", hint)
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as exc:  # a truncated or foreign file: Keras' own message is long and misleading
+        raise UserError(f"{path} ({what}) cannot be read: {type(exc).__name__}", hint) from None
 
 
 def _after_training(settings: dict | None) -> dict:
