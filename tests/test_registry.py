@@ -1,6 +1,7 @@
 """The plugin registry: entry points, registering and unregistering a plugin, duplicate names, listing."""
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -81,6 +82,84 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both():
             registry.models()
     finally:
         registry.get_manager().unregister(plugin)
+
+
+def test_a_plugin_that_fails_while_registering_is_one_error_naming_it():
+    class Broken:
+        @hookimpl
+        def register_explainers(self, register):
+            raise ImportError("optional dependency torch is missing")
+
+    plugin = Broken()
+    registry.get_manager().register(plugin, name="broken-plugin")
+    try:
+        with pytest.raises(UserError, match="plugin 'broken-plugin' failed in register_explainers: ImportError: "
+                                            "optional dependency torch is missing"):
+            registry.explainers()
+    finally:
+        registry.get_manager().unregister(plugin)
+
+
+_PACKAGES = {
+    "misnamed-argument": "@hookimpl\ndef register_explainers(reg):\n    pass\n",
+    "hook-name-typo": "@hookimpl\ndef register_explainer(register):\n    pass\n",
+    "raises-on-import": "raise RuntimeError('needs a GPU library')\n",
+}
+
+
+@pytest.mark.parametrize("case, entry_point, message", [
+    ("misnamed-argument", "fake", "plugin 'fake' (from fake-plugin) does not fit xai-fer's hooks"),
+    ("hook-name-typo", "fake", "plugin 'fake' does not fit xai-fer's hooks: unknown hook 'register_explainer'"),
+    ("raises-on-import", "fake", "plugin 'fake' (from fake-plugin) failed to import: needs a GPU library"),
+    ("misnamed-argument", "saliency", "two packages declare the plugin 'saliency'"),
+], ids=["misnamed-argument", "hook-name-typo", "raises-on-import", "takes-a-built-in-name"])
+def test_a_broken_installed_plugin_is_one_line_naming_it(tmp_path, case, entry_point, message):
+    # An installed package, as pip leaves it: the module and a dist-info with its entry point.
+    (tmp_path / "fake_plugin.py").write_text("from xai_fer.hookspecs import hookimpl\n" + _PACKAGES[case])
+    info = tmp_path / "fake_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[xai_fer]\n{entry_point} = fake_plugin\n")
+    env = {**os.environ, "XAI_FER_DISABLE_PLUGINS": "0", "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "xai_fer", "plugins"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in lines[0] and "XAI_FER_DISABLE_PLUGINS=1" in lines[0], lines[0]
+    if entry_point == "saliency":  # both packages named, whichever entry point was read first
+        assert "xai-fer and fake-plugin" in lines[0] or "fake-plugin and xai-fer" in lines[0], lines[0]
+
+
+def test_a_dataset_format_whose_detect_crashes_is_named(tmp_path):
+    class Clumsy:
+        name, description = "clumsy", "opens every path as a file"
+
+        def detect(self, path):
+            return open(path).read(1) == "x"  # IsADirectoryError on a folder
+
+    class ClumsyPlugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register(Clumsy())
+
+    plugin = ClumsyPlugin()
+    registry.get_manager().register(plugin, name="clumsy-plugin")
+    try:
+        from xai_fer.data import load_dataset
+
+        with pytest.raises(UserError, match="dataset format 'clumsy' failed while checking .*IsADirectoryError"):
+            load_dataset(tmp_path)
+    finally:
+        registry.get_manager().unregister(plugin)
+
+
+def test_an_error_in_the_shared_set_up_is_one_line_too():
+    env = {**os.environ, "XAI_FER_CPU_DEVICES": "abc"}
+    result = subprocess.run([sys.executable, "-m", "xai_fer", "info", "missing.keras"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == "Error: XAI_FER_CPU_DEVICES='abc' is not a positive whole number: " \
+                                    "e.g. XAI_FER_CPU_DEVICES=2"
 
 
 def test_unknown_name_suggests_the_closest():

@@ -33,6 +33,12 @@ _state = {"debug": False}
 def _command(function):
     """Register a command whose UserErrors become one line on stderr and exit code 2 (raised with --debug)."""
 
+    return app.command()(_one_line_errors(function))
+
+
+def _one_line_errors(function):
+    """UserErrors become one line on stderr and exit code 2 (raised with --debug); Ctrl-C exits 130."""
+
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
@@ -47,7 +53,7 @@ def _command(function):
             err_console.print("Interrupted: earlier results were left as they were, nothing half-written remains.")
             raise typer.Exit(130) from None
 
-    return app.command()(wrapper)
+    return wrapper
 
 
 def _version(value: bool):
@@ -57,6 +63,7 @@ def _version(value: bool):
 
 
 @app.callback()
+@_one_line_errors  # the set-up below (XAI_FER_CPU_DEVICES) can fail on the user's input too
 def _main(
     ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,

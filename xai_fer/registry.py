@@ -36,20 +36,47 @@ def _new_manager() -> pluggy.PluginManager:
         dist = entry_point.dist.name if entry_point.dist else None
         if only_builtin and (dist or "").replace("_", "-").lower() != OWN_DISTRIBUTION:
             continue
-        if manager.get_plugin(entry_point.name) is not None or manager.is_blocked(entry_point.name):
-            continue
+        earlier = manager.get_plugin(entry_point.name)
+        if earlier is not None or manager.is_blocked(entry_point.name):
+            earlier_dist = _distribution_of(manager, earlier)
+            if earlier_dist is not None and _same(earlier_dist, dist):
+                continue  # one package seen twice (a stale egg-info next to the installed one)
+            raise UserError(f"two packages declare the plugin {entry_point.name!r}: {earlier_dist or 'unknown'} and "
+                            f"{dist or 'unknown'}", f"uninstall one of them or rename its entry point ({DISABLE_ENV}=1 "
+                            "loads only the built-in plugins)")
+        where = f"plugin {entry_point.name!r} (from {dist or 'unknown package'})"
         try:
             plugin = entry_point.load()
         except Exception as exc:  # a broken third-party plugin must not take the whole tool down silently
-            raise UserError(
-                f"plugin {entry_point.name!r} (from {dist or 'unknown package'}) failed to import: {exc}",
-                f"fix or uninstall it, or set {DISABLE_ENV}=1 to load only the built-in plugins",
-            ) from exc
-        manager.register(plugin, name=entry_point.name)
+            raise UserError(f"{where} failed to import: {exc}", _HINT) from exc
+        try:
+            manager.register(plugin, name=entry_point.name)
+        except (pluggy.PluginValidationError, ValueError) as exc:  # a misnamed hook or argument, a module twice
+            raise UserError(f"{where} does not fit xai-fer's hooks: {_first_line(exc)}", _HINT) from exc
         if dist:
             manager._plugin_distinfo.append((plugin, entry_point.dist))  # so list_plugin_distinfo() knows it
-    manager.check_pending()
+    try:
+        manager.check_pending()  # a hook name that is no hook of xai-fer's (a typo)
+    except pluggy.PluginValidationError as exc:
+        name = manager.get_name(exc.plugin) if exc.plugin is not None else "unknown"
+        reason = _first_line(exc).split(" in plugin ")[0]  # the rest is the module's repr
+        raise UserError(f"plugin {name!r} does not fit xai-fer's hooks: {reason}", _HINT) from exc
     return manager
+
+
+_HINT = f"fix or uninstall it, or set {DISABLE_ENV}=1 to load only the built-in plugins"
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _distribution_of(manager: pluggy.PluginManager, plugin) -> str | None:
+    return next((dist.name for known, dist in manager.list_plugin_distinfo() if known is plugin), None)
+
+
+def _same(first: str | None, second: str | None) -> bool:
+    return (first or "").replace("_", "-").lower() == (second or "").replace("_", "-").lower()
 
 
 def get_manager() -> pluggy.PluginManager:
@@ -84,7 +111,13 @@ def _collect(kind: str) -> dict[str, tuple[object, str]]:
                 )
             found[name] = (obj, _plugin)
 
-        impl.function(register=register)
+        try:
+            impl.function(register=register)
+        except UserError:
+            raise
+        except Exception as exc:  # a plugin's own bug, or a missing optional dependency of it
+            raise UserError(f"plugin {plugin_name!r} failed in register_{kind}: {type(exc).__name__}: "
+                            f"{_first_line(exc)}", _HINT) from exc
     return found
 
 

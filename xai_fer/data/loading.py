@@ -21,7 +21,7 @@ def load_dataset(source: str | Path, split: str | None = None, format: str | Non
     if format is not None:
         loader = registry.lookup("datasets", format)
     else:
-        matches = [f for f in formats.values() if f.detect(path)]
+        matches = [f for f in formats.values() if _detects(f, path)]
         if not matches:
             seen, advice = _first_line(path)
             raise UserError(f"no dataset format recognises {str(path)!r}{seen}", f"{advice}supported: {supported}")
@@ -37,6 +37,15 @@ def load_dataset(source: str | Path, split: str | None = None, format: str | Non
     dataset = dataset.select_split(split)
     dataset.check_finite()
     return dataset
+
+
+def _detects(loader, path: Path) -> bool:
+    try:
+        return bool(loader.detect(path))
+    except Exception as exc:  # one format plugin's bug must not read as a problem with the user's data
+        raise UserError(f"dataset format {loader.name!r} failed while checking {str(path)!r}: "
+                        f"{type(exc).__name__}: {exc}",
+                        "fix or uninstall the plugin that registers it, or set XAI_FER_DISABLE_PLUGINS=1") from None
 
 
 def _first_line(path: Path) -> tuple[str, str]:
