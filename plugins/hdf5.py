@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, per_image_codes
+from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, class_name_tuple, per_image_codes
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
 
@@ -35,6 +35,9 @@ class Hdf5Format:
                     f"{path}: HDF5 file has no 'images' dataset (found: {', '.join(handle) or 'nothing'})",
                     "store the pixels as 'images' with shape (N, H, W[, C])",
                 )
+            if not isinstance(handle["images"], h5py.Dataset):
+                raise UserError(f"{path}: 'images' is a group, not an array of pixels",
+                                "store the pixels as one dataset 'images' with shape (N, H, W[, C])")
             images = handle["images"][()]
             labels = handle["labels"][()] if "labels" in handle else None
             usage = handle["usage"][()] if "usage" in handle else None
@@ -42,8 +45,7 @@ class Hdf5Format:
         if images.dtype.kind not in "uif":
             raise UserError(f"{path}: 'images' must be numeric pixels on the 0-255 scale, got {images.dtype}",
                             "store the pixels as numbers with shape (N, H, W[, C])")
-        class_names = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names) if names is not None \
-            else FER2013_CLASSES
+        class_names = class_name_tuple(path, names) if names is not None else FER2013_CLASSES
         return Dataset(images=images, class_names=class_names, source=str(path),
                        labels=per_image_codes(path, labels, "labels", len(images), len(class_names)),
                        usage=per_image_codes(path, usage, "usage", len(images), len(SPLITS)))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
-from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, per_image_codes
+from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, class_name_tuple, per_image_codes
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
@@ -41,7 +42,8 @@ class NpzFormat:
         images = arrays["images"]
         if images.dtype.kind not in "uif":
             raise UserError(f"{path}: 'images' must be numeric pixels on the 0-255 scale, got {images.dtype}", _HINT)
-        class_names = tuple(str(n) for n in arrays["class_names"]) if "class_names" in arrays else FER2013_CLASSES
+        class_names = class_name_tuple(path, arrays["class_names"], _HINT) if "class_names" in arrays \
+            else FER2013_CLASSES
         return Dataset(
             images=images,
             labels=per_image_codes(path, arrays.get("labels"), "labels", len(images), len(class_names), _HINT),
@@ -56,6 +58,9 @@ def _array(path: Path, archive, key: str) -> np.ndarray:
         return archive[key]
     except ValueError as exc:  # object arrays need pickle, which stays off
         raise UserError(f"{path}: cannot read {key!r} without pickle ({exc})", _HINT) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # a damaged member (a broken download)
+        raise UserError(f"{path}: {key!r} is damaged ({type(exc).__name__}: {exc})",
+                        "download or save the file again") from None
 
 
 @hookimpl

@@ -333,6 +333,19 @@ def test_npz_errors(tmp_path, images):
     assert_error(lambda: load_dataset(path), path, None, "cannot read 'class_names' without pickle")
     path.write_bytes(b"PK\x03\x04 truncated")
     assert_error(lambda: load_dataset(path), path, None, "not a readable .npz file")
+    np.savez(path, images=images, class_names=np.array("Angry"))  # one string, not a list of them
+    assert_error(lambda: load_dataset(path), path, None, "class names must be a list of strings")
+    np.savez(path, images=images, class_names=np.array([n.encode() for n in FER2013_CLASSES]))  # bytes
+    assert load_dataset(path).class_names == FER2013_CLASSES
+    np.savez(path, images=np.arange(len(images) * 48 * 48, dtype=np.int64).reshape(-1, 48, 48))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a broken download: the member's CRC no longer matches
+    path.write_bytes(bytes(data))
+    assert_error(lambda: load_dataset(path), path, None, "'images' is damaged")
+    group = tmp_path / "group.h5"
+    with h5py.File(group, "w") as handle:
+        handle.create_group("images")
+    assert_error(lambda: load_dataset(group), group, None, "'images' is a group, not an array of pixels")
     lone = tmp_path / "lone.npy"
     np.save(lone, images)
     assert_error(lambda: load_dataset(lone, format="npz"), lone, None, "not an .npz archive")

@@ -40,3 +40,9 @@ def test_the_table_says_when_the_mirrored_view_was_used():
     result = CliRunner().invoke(app, ["evaluate", str(MODELS["cnn"]), "--data", str(SAMPLE), "--tta-flip"])
     assert result.exit_code == 0, result.output
     assert "with the mirrored view" in " ".join(result.output.split())
+
+
+def test_the_bundled_sample_is_the_private_test_split_it_says_it_is():
+    assert _evaluate("--split", "PrivateTest")["n"] == _evaluate()["n"] == 196
+    result = CliRunner().invoke(app, ["evaluate", str(MODELS["cnn"]), "--data", str(SAMPLE), "--split", "Training"])
+    assert result.exit_code == 2 and "no rows in split Training" in result.output

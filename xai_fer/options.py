@@ -32,13 +32,18 @@ def _convert(text: str, annotation: Any, where: str) -> Any:
                 errors.append(exc.message)
         raise UserError(errors[0] if errors else f"{where}: cannot read {text!r}")
     if origin is Literal:
-        if text in args:
-            return text
+        for choice in args:  # Literal[3, 5] is written 5 on the command line: compare as text, return the value
+            if str(choice) == text.strip():
+                return choice
         raise UserError(f"{where}: {text!r} is not one of {', '.join(map(str, args))}")
     if origin in (tuple, list):
+        parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+        if origin is tuple and args and args[-1] is not Ellipsis:  # tuple[int, str]: fixed length, typed items
+            if len(parts) != len(args):
+                raise UserError(f"{where}: expected {len(args)} comma-separated values, got {len(parts)}")
+            return tuple(_convert(p, t, where) for p, t in zip(parts, args, strict=True))
         item_type = args[0] if args else str
-        parts = [p for p in text.replace(";", ",").split(",") if p.strip()]
-        values = [_convert(p.strip(), item_type, where) for p in parts]
+        values = [_convert(p, item_type, where) for p in parts]
         return tuple(values) if origin is tuple else values
     if annotation is bool:
         lowered = text.strip().lower()

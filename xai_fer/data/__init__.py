@@ -1,7 +1,15 @@
 """Datasets: the in-memory ``Dataset`` every loader returns, and format auto-detection."""
 
-from .dataset import FER2013_CLASSES, SPLITS, Dataset, DatasetFormat, canonical_split, per_image_codes
+from .dataset import (
+    FER2013_CLASSES,
+    SPLITS,
+    Dataset,
+    DatasetFormat,
+    canonical_split,
+    class_name_tuple,
+    per_image_codes,
+)
 from .loading import load_dataset
 
-__all__ = ["FER2013_CLASSES", "SPLITS", "Dataset", "DatasetFormat", "canonical_split", "load_dataset",
-           "per_image_codes"]
+__all__ = ["FER2013_CLASSES", "SPLITS", "Dataset", "DatasetFormat", "canonical_split", "class_name_tuple",
+           "load_dataset", "per_image_codes"]

@@ -27,6 +27,16 @@ def canonical_split(name: str | None) -> str | None:
     raise UserError(f"unknown split {name!r}", f"use one of {', '.join(SPLITS)}")
 
 
+def class_name_tuple(source, names, hint: str = "") -> tuple[str, ...]:
+    """Class names as a dataset plugin read them (an array of str or bytes), checked to be a list of names."""
+    values = np.asarray(names)
+    texts = values.ndim == 1 and all(isinstance(v, (str, bytes)) for v in values.tolist())  # h5py: object dtype
+    if not texts or len(values) == 0:
+        raise UserError(f"{source}: class names must be a list of strings, got {values.dtype} {values.shape}",
+                        hint or "store them as an array of strings, one per class")
+    return tuple(v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in values.tolist())
+
+
 def per_image_codes(source, values, key: str, rows: int, stop: int, hint: str = "") -> np.ndarray | None:
     """Check an optional array of one whole number in 0..stop-1 per image (labels; usage codes in ``SPLITS``
     order) as a dataset plugin read it, and return it as int64. Usage may also be stored as split names
