@@ -1,7 +1,10 @@
 """Image folders: ``<root>/<class>/*.png`` or ``<root>/<split>/<class>/*.jpg`` (Kaggle's ``train/``, ``test/`` copy).
 
-Class names come from the folder names. Folders named after FER2013's seven classes (any case) keep FER2013's
-label indices, so a folder copy of FER2013 labels images exactly as ``fer2013.csv`` does.
+Class names come from the folder names (one class per name, whatever its case). Folders named after FER2013's
+seven classes keep FER2013's label indices, so a folder copy of FER2013 labels images exactly as
+``fer2013.csv`` does. Kaggle's copy keeps PublicTest and PrivateTest together in ``test/``: those rows are
+loaded (``usage`` ``MIXED_TEST``) but no ``--split`` picks them; point ``--data`` at ``test/`` to use them all.
+16-bit grayscale images are scaled to 8 bits.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset
+from xai_fer.data import FER2013_CLASSES, MIXED_TEST, SPLITS, Dataset
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
@@ -22,7 +25,9 @@ _SPLIT_FOLDERS = {
     "val": "PublicTest",
     "validation": "PublicTest",
     "privatetest": "PrivateTest",
-    "test": "PrivateTest",  # Kaggle's test/; PublicTest when a privatetest/ sits beside it (see _split_of)
+    # Kaggle's image copy of FER2013 (train/ 28,709 + test/ 7,178 images) puts PublicTest and PrivateTest
+    # together in test/: a bare test/ is neither (see _split_of). Beside a privatetest/ folder it is PublicTest.
+    "test": None,
 }
 _GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 _FORMAT_HINT = "expected <root>/<class>/<image> or <root>/<split>/<class>/<image> with .jpg, .jpeg or .png images"
@@ -42,11 +47,20 @@ def _misspelt_class(names: list[str], classes) -> tuple[str, str] | None:
     return None
 
 
-def _split_of(folder: str, siblings: set[str]) -> str:
-    """The FER2013 split a split folder holds: ``test`` is PrivateTest unless a privatetest folder sits beside it."""
+def _split_of(folder: str, siblings: set[str]) -> str | None:
+    """The FER2013 split a split folder holds; None for a bare ``test`` (PublicTest and PrivateTest together),
+    which is PublicTest when a privatetest folder sits beside it."""
     if folder.lower() == "test" and "privatetest" in siblings:
         return "PublicTest"
     return _SPLIT_FOLDERS[folder.lower()]
+
+
+_NO_SPLIT = "no split folders"
+
+
+def _code(split: str | None) -> int:
+    """The usage code of a split folder's rows: a bare test/ gets ``MIXED_TEST``, which no --split selects."""
+    return MIXED_TEST if split is None else SPLITS.index(split)
 
 
 class ImageFolderFormat:
@@ -58,11 +72,15 @@ class ImageFolderFormat:
 
     def load(self, path: Path) -> Dataset:
         groups = self._class_folders(path)  # (split or None, class folder)
-        names = sorted({folder.name for _, folder in groups})
+        # One class per name whatever its case (train/Happy and test/happy), spelt as first seen in sorted order.
+        spelling: dict[str, str] = {}
+        for name in sorted(folder.name for _, folder in groups):
+            spelling.setdefault(name.lower(), name)
+        names = sorted(spelling.values())
         fer_names = {name.lower(): index for index, name in enumerate(FER2013_CLASSES)}
         unknown = [name for name in names if name.lower() not in fer_names]
         if not unknown:
-            class_names, index_of = FER2013_CLASSES, {name: fer_names[name.lower()] for name in names}
+            class_names, index_of = FER2013_CLASSES, {name.lower(): fer_names[name.lower()] for name in names}
         elif len(unknown) < len(names) and (typo := _misspelt_class(unknown, fer_names)):
             # Beside FER2013 class folders, a near-miss of a class name is a typo that would silently renumber
             # every class (labels then follow the sorted folder names). Other names (FER+'s happiness,
@@ -72,7 +90,7 @@ class ImageFolderFormat:
             raise UserError(f"{folder}: class folder {name!r} is not a FER2013 class (did you mean {meant!r}?)",
                             f"rename it; FER2013's classes are {', '.join(FER2013_CLASSES)} (any case)")
         else:
-            class_names, index_of = tuple(names), {name: index for index, name in enumerate(names)}
+            class_names, index_of = tuple(names), {name.lower(): index for index, name in enumerate(names)}
         files, counts = [], []
         for _, folder in groups:
             images = self._images(folder)
@@ -80,13 +98,13 @@ class ImageFolderFormat:
             counts.append(len(images))
         if not files:
             raise UserError(f"{path}: no images in the class folders", _FORMAT_HINT)
-        split_layout = groups[0][0] is not None
+        split_layout = groups[0][0] != _NO_SPLIT
         return Dataset(
             images=_read_images(files),
-            labels=np.repeat([index_of[folder.name] for _, folder in groups], counts),
+            labels=np.repeat([index_of[folder.name.lower()] for _, folder in groups], counts),
             class_names=class_names,
             source=str(path),
-            usage=np.repeat([SPLITS.index(split) for split, _ in groups], counts) if split_layout else None,
+            usage=np.repeat([_code(split) for split, _ in groups], counts) if split_layout else None,
         )
 
     def _class_folders(self, root: Path) -> list[tuple[str | None, Path]]:
@@ -96,7 +114,7 @@ class ImageFolderFormat:
             raise UserError(f"{root}: no class folders", _FORMAT_HINT)
         split_folders = [f for f in top if f.name.lower() in _SPLIT_FOLDERS]
         if not split_folders:
-            return [(None, folder) for folder in top]
+            return [(_NO_SPLIT, folder) for folder in top]
         if len(split_folders) != len(top):
             other = next(f for f in top if f not in split_folders)
             raise UserError(f"{other}: unknown folder beside the split folders "
@@ -111,7 +129,7 @@ class ImageFolderFormat:
                                 "merge them or rename one")
             by_split[split] = folder
         groups = []
-        for split in SPLITS:
+        for split in (*SPLITS, None):
             if split in by_split:
                 classes = _folders(by_split[split])
                 if not classes:
@@ -156,10 +174,21 @@ def _read_images(files: list[Path]) -> np.ndarray:
     for index, file in enumerate(files):
         try:
             with Image.open(file) as image:
-                images[index] = np.asarray(image.convert(mode))
+                images[index] = _eight_bit(image, mode)
         except OSError as exc:  # a header that opened but pixel data that does not decode (truncated file)
             raise UserError(f"{file}: not a readable image ({exc})", "remove or replace it") from None
     return images
+
+
+def _eight_bit(image, mode: str) -> np.ndarray:
+    """``image`` as uint8 pixels in ``mode`` ('L' or 'RGB'). Pillow's convert() clips 16-bit grayscale at 255
+    instead of scaling it (a 16-bit face would load almost white), so those are scaled here."""
+    if image.mode.startswith("I"):  # 'I;16', 'I;16B', 'I' (16-bit PNGs): 0-65535 -> 0-255
+        pixels = np.round(np.asarray(image, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8)
+        return pixels if mode == "L" else np.repeat(pixels[..., None], 3, axis=-1)
+    if image.mode == "F":
+        raise UserError(f"{image.filename}: 32-bit float pixels have no fixed scale", "save it as an 8-bit image")
+    return np.asarray(image.convert(mode))
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from fixtures import (
 from PIL import Image
 
 from xai_fer import registry
-from xai_fer.data import FER2013_CLASSES, SPLITS, csv_pixels, load_dataset
+from xai_fer.data import FER2013_CLASSES, MIXED_TEST, SPLITS, csv_pixels, load_dataset
 from xai_fer.errors import UserError
 
 LABELS = np.array([0, 1, 2, 3, 4, 5, 6, 3, 0, 6])
@@ -257,10 +257,35 @@ def test_image_folder_with_splits(tmp_path, images):
                                 split_folders={"Training": "train", "PublicTest": "test", "PrivateTest": "test"})
     data = load_dataset(kaggle)
     assert data.images.shape == (10, 48, 48, 1)  # JPEG: lossy pixels, but still grayscale
-    assert set(data.usage.tolist()) == {0, 2}  # test/ alone is the PrivateTest split
+    # Kaggle's test/ holds PublicTest and PrivateTest together: loaded, never picked as either, never trained on.
+    assert set(data.usage.tolist()) == {0, MIXED_TEST} and (data.usage == MIXED_TEST).sum() == (USAGE > 0).sum()
+    for split in ("PublicTest", "PrivateTest"):
+        assert_error(lambda split=split: load_dataset(kaggle, split=split), kaggle, None,
+                     "its test folder holds PublicTest and PrivateTest together")
+    assert len(load_dataset(kaggle, split="Training")) == (USAGE == 0).sum()
+    assert len(load_dataset(kaggle / "test")) == (USAGE > 0).sum()  # the way to use all of it
     folders = {"Training": "Training", "PublicTest": "test", "PrivateTest": "PrivateTest"}
     three = write_image_folder(tmp_path / "three", images, LABELS, usage=USAGE, split_folders=folders)
     np.testing.assert_array_equal(load_dataset(three).usage, np.sort(USAGE))  # test/ beside privatetest/: PublicTest
+
+
+def test_image_folder_folds_the_case_of_class_names(tmp_path, images):
+    root = tmp_path / "faces"
+    for split, name, image in (("train", "Happy", 0), ("train", "Contempt", 1), ("test", "happy", 2),
+                               ("test", "contempt", 3)):
+        (root / split / name).mkdir(parents=True)
+        Image.fromarray(images[image]).save(root / split / name / f"{image}.png")
+    data = load_dataset(root)
+    assert data.class_names == ("Contempt", "Happy")
+    assert data.labels.tolist() == [0, 1, 0, 1]  # train/Contempt, train/Happy, then test/ in the same order
+
+
+def test_image_folder_scales_16_bit_grayscale(tmp_path, images):
+    root = tmp_path / "deep" / "happy"
+    root.mkdir(parents=True)
+    Image.fromarray(images[0].astype(np.uint16) * 257).save(root / "face.png")  # 0-255 spread over 0-65535
+    assert Image.open(root / "face.png").mode.startswith("I")
+    np.testing.assert_array_equal(load_dataset(root.parent).images[0, ..., 0], images[0])
 
 
 def test_image_folder_other_names_rgb(tmp_path, images):

@@ -2,6 +2,7 @@
 
 from .dataset import (
     FER2013_CLASSES,
+    MIXED_TEST,
     SPLITS,
     Dataset,
     DatasetFormat,
@@ -11,5 +12,5 @@ from .dataset import (
 )
 from .loading import load_dataset
 
-__all__ = ["FER2013_CLASSES", "SPLITS", "Dataset", "DatasetFormat", "canonical_split", "class_name_tuple",
+__all__ = ["FER2013_CLASSES", "MIXED_TEST", "SPLITS", "Dataset", "DatasetFormat", "canonical_split", "class_name_tuple",
            "load_dataset", "per_image_codes"]

@@ -12,6 +12,9 @@ from ..errors import UserError
 
 FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 SPLITS = ("Training", "PublicTest", "PrivateTest")
+# The usage code of test rows that are PublicTest and PrivateTest together (the test/ folder of Kaggle's image
+# copy of FER2013): no --split selects them, and they are never trained on.
+MIXED_TEST = -1
 
 
 def canonical_split(name: str | None) -> str | None:
@@ -136,6 +139,9 @@ class Dataset:
         chosen = self.subset(self.usage == SPLITS.index(split))
         chosen.split = split
         chosen.usage = None
+        if len(chosen) == 0 and split != "Training" and (self.usage == MIXED_TEST).any():
+            raise UserError(f"{self.source}: its test folder holds PublicTest and PrivateTest together, so neither "
+                            f"can be picked", "point --data at the test folder itself to use all of it")
         if len(chosen) == 0:
             raise UserError(f"{self.source} has no rows in split {split}", "pick another --split")
         return chosen

@@ -22,6 +22,9 @@ def split_for_training(dataset: Dataset, config: TrainConfig):
         if usage is None:
             raise UserError(f"{dataset.source} has no PublicTest split", "use the holdout validation")
         val = dataset.subset(usage == SPLITS.index("PublicTest"))
+        if len(val) == 0:
+            raise UserError(f"{dataset.source} has no PublicTest rows to validate on",
+                            "use --set validation=holdout (a share of Training)")
     else:
         # The study's protocol: shuffle with the seed, hold out the last fraction.
         order = np.random.default_rng(config.seed).permutation(len(train))
