@@ -244,7 +244,7 @@ def main() -> None:
         if "warm_ours" in result:
             for label in ("cold", "warm"):
                 mine = result[f"{label}_ours"]
-                print(f"    ours {label}, same settings: {_fmt(mine)} -> {t[0] / mine[0]:.1f}x faster wall, "
+                print(f"    ours {label}, same filters and steps: {_fmt(mine)} -> {t[0] / mine[0]:.1f}x faster wall, "
                       f"{t[1] / mine[1]:.1f}x less CPU  (target >= 5x)")
         if key == "0" and "warm_ours" in ours_by_env.get("on", {}):
             for label in ("cold", "warm"):

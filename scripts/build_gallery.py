@@ -202,8 +202,10 @@ def build(args) -> None:
                                              f"`{layer}`, from {where}")
         curves = [(name, REFERENCE / f"{name}_training_curves.png") for name in ("cnn", "dnn")]
         if args.cnn == REFERENCE / "cnn.keras" and all(path.exists() for _, path in curves):
-            lines += ["## Training curves", "", "Loss and accuracy per epoch of the reference models, as "
-                      "`xai-fer train` drew them.", ""]
+            lines += ["## Training curves", "", "Loss and accuracy per epoch of every training run behind the "
+                      "reference models (`xai-fer train` draws them; `scripts/build_reference.py` redraws a chain "
+                      "whose first run's history was not recorded yet). Validation values are before batch-norm "
+                      "recalibration.", ""]
             for name, path in curves:
                 target = staging / "training" / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)

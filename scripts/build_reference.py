@@ -20,8 +20,9 @@ import numpy as np
 from xai_fer.reference import GOALS
 from xai_fer.reference import STUDY_ACCURACY as STUDY
 from xai_fer.training import averaging as weight_averaging
-from xai_fer.training.initialisation import ancestors
+from xai_fer.training.initialisation import ancestors, chain_history
 from xai_fer.training.recalibration import describe
+from xai_fer.training.report import write_curves
 
 REFERENCE = Path(__file__).resolve().parents[1] / "xai_fer" / "reference"
 
@@ -43,12 +44,35 @@ def build_sample(h5_path: Path, per_class: int, seed: int) -> dict:
     return {"n": int(len(chosen)), "per_class": per_class, "seed": seed, "split": "PrivateTest"}
 
 
-def copy_run(name: str, run: Path) -> dict:
+def copy_run(name: str, run: Path, data_name: str) -> dict:
     shutil.copyfile(run / "model.keras", REFERENCE / f"{name}.keras")
-    for source, target in (("metrics.json", "metrics.json"), ("history.csv", "history.csv"),
-                           ("training_curves.png", "training_curves.png")):
+    for source, target in (("metrics.json", "metrics.json"), ("history.csv", "history.csv")):
         shutil.copyfile(run / source, REFERENCE / f"{name}_{target}")
-    return json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    start = metrics.get("initialisation")
+    earlier = chain_history(start) or histories_beside(start)
+    if earlier and not chain_history(start):
+        # The run started (--init-from) before xai-fer recorded the starting run's history: read it from that
+        # run's folder and redraw, so the curves show every epoch the model was trained for.
+        history = json.loads((run / "history.json").read_text())
+        write_curves(REFERENCE / f"{name}_training_curves.png", history, f"{metrics['model']} on {data_name}",
+                     earlier=earlier)
+    else:
+        shutil.copyfile(run / "training_curves.png", REFERENCE / f"{name}_training_curves.png")
+    return metrics
+
+
+def histories_beside(record: dict | None) -> dict:
+    """The joined history of every earlier run of a chain, read from ``history.json`` beside each starting model
+    (paths as recorded, relative to where training ran); empty unless every one is found."""
+    joined = {}
+    for earlier in ancestors(record):
+        path = Path(earlier["path"]).parent / "history.json"
+        if not path.exists():
+            return {}
+        for key, values in json.loads(path.read_text()).items():
+            joined[key] = [*joined.get(key, []), *values]
+    return joined
 
 
 def _pct(value) -> str:
@@ -124,7 +148,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=28)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    metrics = {"cnn": copy_run("cnn", args.cnn), "dnn": copy_run("dnn", args.dnn)}
+    metrics = {name: copy_run(name, run, args.h5.name) for name, run in (("cnn", args.cnn), ("dnn", args.dnn))}
     sample = build_sample(args.h5, args.per_class, args.seed)
     write_readme(metrics, sample)
     print((REFERENCE / "README.md").read_text())

@@ -223,6 +223,18 @@ def test_reference_numbers_are_read_from_the_metrics_files(docs_hook, tmp_path):
         assert expected in table, expected
     assert "not built yet" in docs_hook.render_reference_numbers(tmp_path / "nothing-here")
 
+    # A model trained in a chain of runs (--init-from): every step's command, and the epochs marked as the last run's.
+    chained = metrics(0.70, 0.71) | {"command": "xai-fer train cnn --epochs 30 --init-from runs/a/model.keras",
+                                     "resume_commands": ["xai-fer train cnn --resume"],
+                                     "initialisation": {"path": "runs/a/model.keras", "command": "xai-fer train cnn "
+                                                        "--epochs 24", "initialisation": None}}
+    (tmp_path / "cnn_metrics.json").write_text(json.dumps(chained))
+    table = docs_hook.render_reference_numbers(tmp_path)
+    assert "30 of its last run† (best epoch 27)" in table and "CNN, in 2 runs" in table
+    for command in ("1. `xai-fer train cnn --epochs 24`", "2. `xai-fer train cnn --epochs 30 --init-from",
+                    "then continued with `xai-fer train cnn --resume`"):
+        assert command in table, command
+
 
 def test_study_numbers_come_from_the_reference_builder(docs_hook):
     assert docs_hook.study_numbers() == {"cnn": 0.68793, "dnn": 0.3777}

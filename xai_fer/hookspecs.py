@@ -17,7 +17,7 @@ def register_models(register: Callable[[object], None]) -> None:
 @hookspec
 def register_explainers(register: Callable[[object], None]) -> None:
     """Register explainers: objects with ``name``, ``description``, an ``Options`` dataclass and
-    ``explain(context, options) -> Artifact`` (see :class:`xai_fer.explain.Explainer`)."""
+    ``explain(context, options) -> Artifact`` (see :class:`xai_fer.explain.base.Explainer`)."""
 
 
 @hookspec

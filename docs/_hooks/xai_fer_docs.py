@@ -131,6 +131,7 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
 
         reference_dir = reference.HERE
     from xai_fer.training.averaging import weights_from
+    from xai_fer.training.initialisation import ancestors
 
     study = study_numbers()
     metrics = {name: json.loads((reference_dir / f"{name}_metrics.json").read_text())
@@ -146,7 +147,8 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
         lines.append(f"| {name.upper()} | {_study_pct(published)} | "
                      f"**{_pct(private.get('plain', {}).get('accuracy'))}** | "
                      f"{_pct(private.get('tta_flip', {}).get('accuracy'))} | {m['parameters']:,} | "
-                     f"{m['epochs']} ({weights_from(m)}) |")
+                     f"{m['epochs']}{' of its last run†' if ancestors(m.get('initialisation')) else ''} "
+                     f"({weights_from(m)}) |")
     if not metrics:
         return "\n".join(lines) + ('\n\n!!! warning "Reference models not built yet"\n    This checkout has no '
                                     "`xai_fer/reference/*_metrics.json`; `scripts/build_reference.py` writes them.\n")
@@ -158,9 +160,21 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
         for name, m in metrics.items():
             per_class = m["splits"]["PrivateTest"]["plain"]["per_class"]
             lines.append(f"| {name.upper()} | " + " | ".join(_pct(per_class[c]["accuracy"]) for c in classes) + " |")
+    if any(ancestors(m.get("initialisation")) for m in metrics.values()):
+        lines += ["", "†A run started with `--init-from` from an earlier run's model: its epochs add to that run's "
+                  "(every step is listed below)."]
     lines += ["", "The reference models were trained with:", ""]
-    lines += [f"- {name.upper()}: `{m.get('command') or 'unknown command'}`"
-              + (f", then `{m['finish_command']}`" if m.get("finish_command") else "") for name, m in metrics.items()]
+    for name, m in metrics.items():
+        steps = [*(a.get("command") or "command not recorded" for a in ancestors(m.get("initialisation"))),
+                 m.get("command") or "unknown command"]
+        if len(steps) == 1:
+            lines.append(f"- {name.upper()}: `{steps[0]}`")
+        else:
+            lines.append(f"- {name.upper()}, in {len(steps)} runs, each from the model of the one before:")
+            lines += [f"    {number}. `{command}`" for number, command in enumerate(steps, start=1)]
+        lines += [f"    then continued with `{resumed}`" for resumed in m.get("resume_commands") or []]
+        if m.get("finish_command"):
+            lines.append(f"    then written and evaluated with `{m['finish_command']}`")
     return "\n".join(lines) + "\n"
 
 

@@ -42,7 +42,9 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
 
 
 def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None):
-    """Run explainers in memory; returns {name: Artifact} with matplotlib figures (nothing is written).
+    """Run explainers in memory (nothing is written); returns ``(artifacts, planned, context, timings)``:
+    {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
+    ``ExplainContext`` and {name: seconds}.
 
     ``options`` maps explainer name -> {key: value as string}, e.g. {"saliency": {"per_class": "2"}}.
     """

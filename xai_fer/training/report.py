@@ -24,14 +24,12 @@ def write_history(out_dir: Path, history: dict) -> None:
 def write_curves(path: Path, history: dict, title: str, earlier: dict | None = None) -> None:
     """Loss and accuracy, train against validation, per epoch. ``earlier`` is the history of the run this one
     started from (``--init-from``): drawn first, with a dotted line where this run took over."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: train() is also called from notebooks
 
     earlier = earlier or {}
     offset = len(earlier.get("loss", []))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
             values = [*earlier.get(key, []), *history.get(key, [])]
@@ -45,4 +43,3 @@ def write_curves(path: Path, history: dict, title: str, earlier: dict | None = N
     fig.suptitle(title)
     fig.tight_layout()
     atomic.write_with(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
