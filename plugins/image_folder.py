@@ -48,10 +48,14 @@ def _misspelt_class(names: list[str], classes) -> tuple[str, str] | None:
 
 
 def _split_of(folder: str, siblings: set[str]) -> str | None:
-    """The FER2013 split a split folder holds; None for a bare ``test`` (PublicTest and PrivateTest together),
-    which is PublicTest when a privatetest folder sits beside it."""
-    if folder.lower() == "test" and "privatetest" in siblings:
-        return "PublicTest"
+    """The FER2013 split a split folder holds. ``test`` is PublicTest beside a privatetest folder, PrivateTest
+    beside a validation folder (train/val/test), and None alone with train/ (Kaggle's copy: PublicTest and
+    PrivateTest together)."""
+    if folder.lower() == "test":
+        if "privatetest" in siblings:
+            return "PublicTest"
+        if siblings & {"val", "validation", "publictest"}:
+            return "PrivateTest"
     return _SPLIT_FOLDERS[folder.lower()]
 
 
@@ -183,8 +187,11 @@ def _read_images(files: list[Path]) -> np.ndarray:
 def _eight_bit(image, mode: str) -> np.ndarray:
     """``image`` as uint8 pixels in ``mode`` ('L' or 'RGB'). Pillow's convert() clips 16-bit grayscale at 255
     instead of scaling it (a 16-bit face would load almost white), so those are scaled here."""
-    if image.mode.startswith("I"):  # 'I;16', 'I;16B', 'I' (16-bit PNGs): 0-65535 -> 0-255
-        pixels = np.round(np.asarray(image, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8)
+    if image.mode.startswith("I"):  # 'I;16', 'I;16B', 'I' (16-bit PNGs)
+        pixels = np.asarray(image, dtype=np.float64)
+        if pixels.max() > 255:  # the 16-bit range: 0-65535 -> 0-255 (8-bit values merely stored in 16 bits stay)
+            pixels = np.round(pixels / 257.0)
+        pixels = pixels.clip(0, 255).astype(np.uint8)
         return pixels if mode == "L" else np.repeat(pixels[..., None], 3, axis=-1)
     if image.mode == "F":
         raise UserError(f"{image.filename}: 32-bit float pixels have no fixed scale", "save it as an 8-bit image")

@@ -175,14 +175,10 @@ class Saliency:
                             f"the model has {info.num_classes} classes: use 0..{info.num_classes - 1}")
 
     def check(self, context, options: SaliencyOptions) -> None:
-        """Rows, labels, the target class and the score against the data and model, before any explainer
-        runs (predictions are computed once per run and shared, so asking for them here costs nothing)."""
+        """Rows, labels and the target class against the data and model, before any explainer runs
+        (predictions are computed once per run and shared, so asking for them here costs nothing)."""
         self.validate(context.info, options)
         _check_selection(context, options)
-        if options.score == "logit" and not context.pre_softmax_available:
-            raise UserError(f"saliency: score=logit needs pre-softmax scores, but model {context.info.name!r} "
-                            "outputs probabilities from a softmax xai-fer cannot remove",
-                            "use -o saliency.score=probability")
         if _mode(options) == "misclassified" and not (context.predictions != np.asarray(context.labels)).any():
             raise UserError("saliency: no misclassified images in the data", "use select=per_class or indices=...")
 
@@ -193,8 +189,10 @@ class Saliency:
             raise UserError("saliency: no images selected", "the data is empty")
         targets = _target_classes(context, options, rows).astype(np.int64)
 
-        # Probabilities: data_model adds the softmax to a model that outputs logits.
-        model = context.data_model(logits=options.score == "logit")
+        # Probabilities: data_model adds the softmax to a model that outputs logits. Where no pre-softmax score
+        # exists (a sigmoid, a softmax inside a custom layer), score=logit falls back to the output, and says so.
+        use_logits = options.score == "logit" and context.pre_softmax_available
+        model = context.data_model(logits=use_logits)
 
         # Streamed: per batch, float32 images -> gradients -> maps; only the (N, H, W) maps are kept.
         batch = options.batch_size or context.batch_size
@@ -232,7 +230,10 @@ class Saliency:
             "selection": selection,
             "target": options.target,
             "score": options.score,
-            "score_note": "pre-softmax class score" if options.score == "logit" else "softmax probability",
+            "score_note": ("pre-softmax class score" if use_logits else "softmax probability"
+                           if options.score == "probability" else
+                           "the model's output probability: no pre-softmax score could be taken off this model "
+                           f"({context.info.output_activation} output), so score=logit fell back to it"),
             "threshold_percentile": options.threshold_percentile,
             "mask_rule": "pixel kept where saliency > np.percentile(map, threshold_percentile) (strictly above; "
                          "ties at the threshold dropped, so an all-zero map keeps nothing)",

@@ -17,7 +17,12 @@ def test_a_name_that_cannot_be_a_file_fails_where_the_artifact_is_made(name):
     late = Artifact()
     late.arrays[name] = np.zeros(2)  # added after construction: the pipeline checks again on hand-over
     with pytest.raises(ValueError):
-        late.check_names()
+        late.check_contents()
+
+
+def test_object_arrays_fail_where_the_artifact_is_made():
+    with pytest.raises(ValueError, match="holds Python objects"):
+        Artifact(arrays={"names": np.array(["a", None])})
 
 
 def test_any_array_name_round_trips_even_numpys_own_keywords(tmp_path):

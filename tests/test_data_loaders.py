@@ -264,6 +264,9 @@ def test_image_folder_with_splits(tmp_path, images):
                      "its test folder holds PublicTest and PrivateTest together")
     assert len(load_dataset(kaggle, split="Training")) == (USAGE == 0).sum()
     assert len(load_dataset(kaggle / "test")) == (USAGE > 0).sum()  # the way to use all of it
+    folders = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}  # train/val/test: test is private
+    tvt = write_image_folder(tmp_path / "tvt", images, LABELS, usage=USAGE, split_folders=folders)
+    np.testing.assert_array_equal(load_dataset(tvt).usage, np.sort(USAGE))
     folders = {"Training": "Training", "PublicTest": "test", "PrivateTest": "PrivateTest"}
     three = write_image_folder(tmp_path / "three", images, LABELS, usage=USAGE, split_folders=folders)
     np.testing.assert_array_equal(load_dataset(three).usage, np.sort(USAGE))  # test/ beside privatetest/: PublicTest
@@ -284,8 +287,11 @@ def test_image_folder_scales_16_bit_grayscale(tmp_path, images):
     root = tmp_path / "deep" / "happy"
     root.mkdir(parents=True)
     Image.fromarray(images[0].astype(np.uint16) * 257).save(root / "face.png")  # 0-255 spread over 0-65535
+    Image.fromarray(images[1].astype(np.uint16)).save(root / "plain.png")  # 8-bit values stored in 16 bits
     assert Image.open(root / "face.png").mode.startswith("I")
-    np.testing.assert_array_equal(load_dataset(root.parent).images[0, ..., 0], images[0])
+    loaded = load_dataset(root.parent).images[..., 0]
+    np.testing.assert_array_equal(loaded[0], images[0])
+    np.testing.assert_array_equal(loaded[1], images[1])
 
 
 def test_image_folder_other_names_rgb(tmp_path, images):
@@ -338,7 +344,7 @@ def test_hdf5_usage_as_split_names_and_without_usage(tmp_path, images):
     with h5py.File(path, "w") as handle:
         handle["images"] = images
         handle["labels"] = LABELS.astype(np.uint8)
-        handle["usage"] = np.array([name.encode() for name in split_names(USAGE)])  # as the Kaggle CSV spells them
+        handle.create_dataset("usage", data=split_names(USAGE), dtype=h5py.string_dtype())  # variable-length str
     data = load_dataset(path, split="PrivateTest")
     np.testing.assert_array_equal(data.images[..., 0], images[USAGE == 2])
     np.testing.assert_array_equal(data.labels, LABELS[USAGE == 2])

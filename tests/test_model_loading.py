@@ -162,3 +162,19 @@ def _with_layers(*layers):
 def test_a_models_own_input_scaling_is_found_behind_augmentation(layers, scales):
     # Missing it would make `--preprocess auto` divide the pixels by 255 a second time.
     assert inspect_model(_with_layers(*layers)).scales_its_input is scales
+
+
+def test_a_classifier_head_on_a_backbone_has_its_softmax_found():
+    # Model(image, head(backbone(image))) with the head a model of its own on feature vectors.
+    image = keras.Input((48, 48, 1))
+    backbone = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Conv2D(4, 3, name="conv"),
+                                 keras.layers.GlobalAveragePooling2D()], name="backbone")
+    head = keras.Sequential([keras.Input((4,)), keras.layers.Dense(7, activation="softmax", name="scores")],
+                            name="head")
+    model = keras.Model(image, head(backbone(image)))
+    info = inspect_model(model)
+    assert (info.output_activation, info.softmax_layer) == ("softmax", "head/scores")
+    x = np.random.default_rng(4).random((3, 48, 48, 1)).astype("float32")
+    z = np.asarray(logits_model(model, info)(x))
+    np.testing.assert_allclose(keras.ops.softmax(z).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(z.sum(axis=1), 1.0)

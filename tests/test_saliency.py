@@ -231,14 +231,16 @@ def test_problems_only_predictions_reveal_are_caught_before_any_explainer_runs(t
                     source="all right")
     with pytest.raises(UserError, match="no misclassified images"):
         Saliency().check(_context(model, right), SaliencyOptions(select="misclassified"))
-    # A softmax xai-fer cannot see (inside a custom layer) cannot be removed: score=logit is refused in one line.
+    # A softmax xai-fer cannot see (inside a custom layer) cannot be removed: score=logit falls back to the
+    # output probability, says so, and gives the probability's maps.
     hidden = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7),
                                _HiddenSoftmax()])
     hidden_context = _context(hidden, tiny_dataset)
     assert hidden_context.outputs_are_probabilities and not hidden_context.pre_softmax_available
-    with pytest.raises(UserError, match="score=logit needs pre-softmax scores"):
-        Saliency().check(hidden_context, SaliencyOptions())
-    Saliency().check(hidden_context, SaliencyOptions(score="probability"))
+    fallback, probability = (Saliency().explain(hidden_context, SaliencyOptions(score=score, image_figures=False))
+                             for score in ("logit", "probability"))
+    assert "score=logit fell back to it" in fallback.summary["score_note"]
+    np.testing.assert_array_equal(fallback.arrays["maps"], probability.arrays["maps"])
 
 
 class _HiddenSoftmax(keras.layers.Layer):

@@ -47,7 +47,9 @@ def per_image_codes(source, values, key: str, rows: int, stop: int, hint: str = 
     if values is None:
         return None
     values = np.asarray(values)
-    if key == "usage" and values.dtype.kind in "SU" and values.ndim == 1:
+    names_given = values.dtype.kind in "SU" or (values.dtype == object and all(isinstance(v, (str, bytes))
+                                                                               for v in values.tolist()))
+    if key == "usage" and names_given and values.ndim == 1:  # object: h5py's variable-length strings
         names = [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in values.tolist()]
         try:
             values = np.array([SPLITS.index(canonical_split(n)) for n in names], dtype=np.int64)
@@ -55,8 +57,10 @@ def per_image_codes(source, values, key: str, rows: int, stop: int, hint: str = 
             raise UserError(f"{source}: {key!r} holds names that are not splits ({', '.join(sorted(set(names))[:5])})",
                             hint or f"use {', '.join(SPLITS)} or codes 0-2") from None
     if values.ndim != 1 or len(values) != rows or values.dtype.kind not in "iu":
+        default = ("store one class index per image (not one-hot)" if key == "labels" else
+                   f"store one split per image: {', '.join(SPLITS)} or codes 0-{len(SPLITS) - 1}")
         raise UserError(f"{source}: {key!r} must hold {rows} integers (one per image), got {values.dtype} "
-                        f"{values.shape}", hint or f"store one class index per image (not one-hot) as {key!r}")
+                        f"{values.shape}", hint or default)
     if rows and (values.min() < 0 or values.max() >= stop):
         raise UserError(f"{source}: {key!r} values outside 0..{stop - 1}", hint or f"fix the {key!r} data")
     return values.astype(np.int64)
@@ -140,8 +144,9 @@ class Dataset:
         chosen.split = split
         chosen.usage = None
         if len(chosen) == 0 and split != "Training" and (self.usage == MIXED_TEST).any():
-            raise UserError(f"{self.source}: its test folder holds PublicTest and PrivateTest together, so neither "
-                            f"can be picked", "point --data at the test folder itself to use all of it")
+            raise UserError(f"{self.source}: its test folder holds PublicTest and PrivateTest together (Kaggle's "
+                            f"image copy), so it is not the {split} split",
+                            "point --data at the test folder itself to use all of it")
         if len(chosen) == 0:
             raise UserError(f"{self.source} has no rows in split {split}", "pick another --split")
         return chosen

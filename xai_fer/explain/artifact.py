@@ -20,16 +20,21 @@ class Artifact:
     summary: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.check_names()
+        self.check_contents()
 
-    def check_names(self) -> None:
-        """Names become file names (NAME.png) and archive members: a bad one must fail where the explainer
-        builds its result (and again as it hands it over), not after every explainer of a long run finished."""
+    def check_contents(self) -> None:
+        """Names become file names (NAME.png) and archive members, arrays are stored without pickle: a bad one
+        must fail where the explainer builds its result (and again as it hands it over), not after every
+        explainer of a long run finished."""
         for kind, names in (("figure", self.figures), ("array", self.arrays)):
             for name in names:
                 if not isinstance(name, str) or not name or name.startswith(".") or set(name) & set("/\\\0"):
                     raise ValueError(f"Artifact {kind} name {name!r}: use a non-empty name without '/', '\\' "
                                      "or a leading '.'")
+        for name, value in self.arrays.items():
+            if np.asarray(value).dtype == object:  # arrays.npz is read back with allow_pickle=False
+                raise ValueError(f"Artifact array {name!r} holds Python objects: store numbers, booleans or "
+                                 "strings (put other values in the summary)")
 
     def write(self, directory: Path) -> list[str]:
         """Write everything into ``directory``; returns the figure file names in order."""

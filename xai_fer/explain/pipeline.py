@@ -62,7 +62,7 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
         keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
         started = time.perf_counter()
         artifacts[item.name] = item.explainer.explain(context, item.options)
-        artifacts[item.name].check_names()  # names added after the Artifact was made
+        artifacts[item.name].check_contents()  # names and arrays added after the Artifact was made
         timings[item.name] = round(time.perf_counter() - started, 3)
     return artifacts, planned, context, timings
 

@@ -52,23 +52,28 @@ def _check_io(model) -> None:
                         "the output must be (batch, classes)")
 
 
-def _nested_head(layer) -> ModelInfo | None:
-    """The inspection of ``layer`` when it is a whole sub-model called once as a model's last layer (a
-    classifier wrapped in a functional model): its softmax, wherever it sits, is the model's."""
-    if not hasattr(layer, "layers") or not hasattr(layer, "inputs") or len(getattr(layer, "_inbound_nodes", [])) != 1:
-        return None
-    try:
-        return inspect_model(layer)
-    except UserError:
-        return None
+@dataclass
+class _Head:
+    """How a (sub-)model ends: what ``logits_model`` needs to take its softmax off."""
+
+    output_activation: str
+    softmax_layer: str | None
+    softmax_is_separate_layer: bool
+
+
+def _is_nested_model(layer) -> bool:
+    """A whole sub-model (a classifier wrapped in a functional model, or a head on a backbone's features)
+    called once as a model's last layer, with one input and one output."""
+    return (bool(getattr(layer, "layers", None)) and len(getattr(layer, "inputs", None) or []) == 1
+            and len(getattr(layer, "outputs", None) or []) == 1 and len(getattr(layer, "_inbound_nodes", [])) == 1)
 
 
 def _output_activation(last) -> tuple[str, str | None, bool]:
-    """(activation, softmax layer name or None, softmax is a separate layer) of a model's last layer."""
-    nested = _nested_head(last)
-    if nested is not None:
-        name = f"{last.name}/{nested.softmax_layer}" if nested.softmax_layer else None
-        return nested.output_activation, name, nested.softmax_is_separate_layer
+    """(activation, softmax layer name or None, softmax is a separate layer) of a model's last layer; for a
+    nested sub-model, of its own last layer, wherever the softmax sits."""
+    if _is_nested_model(last):
+        activation, softmax_layer, separate = _output_activation(last.layers[-1])
+        return activation, f"{last.name}/{softmax_layer}" if softmax_layer else None, separate
     kind = type(last).__name__
     # keras.layers.Softmax has no `activation` attribute: it is a separate softmax all the same.
     activation = "softmax" if kind == "Softmax" else _activation_name(last) or "linear"
@@ -114,7 +119,7 @@ def inspect_model(model) -> ModelInfo:
     )
 
 
-def logits_model(model, info: ModelInfo):
+def logits_model(model, info: ModelInfo | _Head):
     """The same network without its final softmax (returns ``model`` itself when there is none).
 
     Gradients of a softmax output mix all classes and saturate; explainers want the class score before it.
@@ -124,8 +129,8 @@ def logits_model(model, info: ModelInfo):
     if info.softmax_layer is None:
         return model
     last = model.layers[-1]
-    if _nested_head(last) is not None:  # the softmax sits inside a sub-model: take that one's logits twin
-        inner = logits_model(last, inspect_model(last))
+    if _is_nested_model(last):  # the softmax sits inside a sub-model: take that one's logits twin
+        inner = logits_model(last, _Head(*_output_activation(last.layers[-1])))
         feeding = last._inbound_nodes[0].input_tensors  # the tensors this model feeds into the sub-model
         return keras.Model(model.inputs, inner(feeding[0] if len(feeding) == 1 else feeding),
                            name=f"{model.name}_logits")

@@ -347,8 +347,9 @@ def _load_checkpoint(path: Path, what: str, hint: str, compile: bool = False):
         raise UserError(f"{path} ({what}) is missing", hint)
     try:
         return keras.saving.load_model(path, compile=compile)
-    except Exception as exc:  # a truncated or foreign file: Keras' own message is long and misleading
-        raise UserError(f"{path} ({what}) cannot be read: {type(exc).__name__}", hint) from None
+    except Exception as exc:  # a truncated or foreign file: Keras' message runs over many lines
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{path} ({what}) cannot be read: {type(exc).__name__}: {reason}", hint) from exc
 
 
 def _after_training(settings: dict | None) -> dict:
