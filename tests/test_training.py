@@ -19,6 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from tiny_models import SavesAZip
@@ -291,6 +292,16 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
     # A setting given with the value the run already has is no change, and is not recorded as one.
     cli("train", "cnn", "--data", tiny_h5, "--out", out, "--finish", "--set", "tta_flip=true")
     assert json.loads((out / "metrics.json").read_text())["changed_after_training"] is None
+
+    # Other data would mix two datasets in one run: refused in one line, whatever was finished stays.
+    assert metrics["data"]["train_images"] == 56 and metrics["data"]["validation_images"] == 14
+    other = tmp_path / "other.h5"
+    with h5py.File(tiny_h5, "r") as source, h5py.File(other, "w") as copy:
+        for key in source:
+            copy[key] = source[key][()]
+        copy["images"][0] = 255 - copy["images"][0]
+    message = " ".join(cli_error("train", "cnn", "--data", other, "--out", out, "--finish").split())
+    assert "was trained on other images" in message and "with the --data it started with" in message
 
     # A run whose best model did not travel (or was damaged) cannot be finished: one line, nothing rewritten.
     best = out / "checkpoints" / json.loads((out / "checkpoints" / "state.json").read_text())["best"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import platform
 import shutil
@@ -207,6 +208,27 @@ def train(
         store.unlock()
 
 
+def data_fingerprint(source, x_train, y_train, x_val, y_val) -> dict:
+    """What identifies the images a run trains and validates on: their counts and a sha256 of the pixels and
+    labels. Test splits are left out: a run trained where PrivateTest did not travel (a GPU machine) is
+    finished here on the whole dataset."""
+    digest = hashlib.sha256()
+    for array in (x_train, y_train, x_val, y_val):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return {"source": str(source), "train_images": int(len(x_train)), "validation_images": int(len(x_val)),
+            "sha256": digest.hexdigest()}
+
+
+def _check_same_data(recorded: dict | None, data: dict, out_dir: Path) -> None:
+    """A resumed or finished run must train and validate on the images it started with: others would mix two
+    datasets in one run and overwrite its results with another dataset's numbers."""
+    if recorded and recorded.get("sha256") != data["sha256"]:
+        raise UserError(f"{out_dir} was trained on other images ({recorded.get('source')}: "
+                        f"{recorded.get('train_images')} training, {recorded.get('validation_images')} validation), "
+                        f"not those of {data['source']} ({data['train_images']}, {data['validation_images']})",
+                        "resume or finish it with the --data it started with")
+
+
 def check_run_folder(out_dir: Path, resume: bool) -> CheckpointStore:
     """Refuse an ``--out`` that cannot take this run (cheap: the CLI calls it before reading the data)."""
     out_dir = Path(out_dir)
@@ -227,6 +249,9 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     from .progress import TrainingProgress
 
     x_train, y_train, x_val, y_val = split_for_training(dataset, config)
+    data = data_fingerprint(dataset.source, x_train, y_train, x_val, y_val)
+    if state is not None:
+        _check_same_data(state.get("data"), data, out_dir)
     num_classes = dataset.num_classes
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -264,6 +289,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             store.save(train_model, base, epoch + 1, history, config.as_dict(),
                        {"model": model_name, "model_options": dataclasses.asdict(options), "command": command,
                         "resume_commands": list(resume_commands), "changed_after_training": changed or None,
+                        "data": data,
                         "environment": environment, "initialisation": initialisation},
                        average=average)
 
@@ -314,6 +340,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "weights_from": None,
         "command": command,
         "resume_commands": list(resume_commands) or None,  # each --resume that trained further, in order
+        "data": data,  # what it was trained and evaluated on; --resume and --finish refuse other data
         "finish_command": finish_command,
         "changed_after_training": changed or None,  # settings a --resume / --finish changed (AFTER_TRAINING)
         "initialisation": initialisation,
