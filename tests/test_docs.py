@@ -345,3 +345,15 @@ def test_pages_show_every_image_in_chromium(check_pages, site, explain_run, tmp_
     assert all(image["width"] > 100 for image in run_report.images)
     if (GALLERY / "gallery.md").exists():
         assert len(reports[1].images) >= 10 and len(reports[0].images) >= 1
+
+
+def test_every_training_setting_is_in_the_tutorials_table(docs_hook, site):
+    import dataclasses
+
+    from xai_fer.training.config import PRESETS, TrainConfig
+
+    table = docs_hook.render_training_settings()
+    for field in dataclasses.fields(TrainConfig):
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{field.name}` |"))
+        assert all(f"`{getattr(preset, field.name)!r}`" in row for preset in PRESETS.values()), row
+    assert "average_last_epochs" in _text(site / "tutorial" / "index.html")

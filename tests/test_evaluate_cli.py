@@ -46,3 +46,10 @@ def test_the_bundled_sample_is_the_private_test_split_it_says_it_is():
     assert _evaluate("--split", "PrivateTest")["n"] == _evaluate()["n"] == 196
     result = CliRunner().invoke(app, ["evaluate", str(MODELS["cnn"]), "--data", str(SAMPLE), "--split", "Training"])
     assert result.exit_code == 2 and "no rows in split Training" in result.output
+
+
+def test_labels_the_model_cannot_answer_are_refused(tmp_path):
+    three = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")])
+    three.save(tmp_path / "three.keras")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "three.keras"), "--data", str(SAMPLE)])
+    assert result.exit_code == 2 and "labels go up to 6 but the model has 3 classes" in result.output

@@ -189,3 +189,20 @@ def test_killed_run_leaves_previous_results_and_no_partial_output(workdir, tmp_p
     assert process.returncode != 0, output
     assert (out / "keep.txt").read_text() == "previous results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], f"half-written output left behind: {output}"
+
+
+def test_all_explainers_means_all_that_apply(tmp_path):
+    # The shipped DNN has no conv layer: activation-max is skipped with its reason, the others run.
+    from xai_fer.reference import MODELS, SAMPLE
+
+    out = tmp_path / "dnn"
+    result = CliRunner().invoke(app, ["explain", str(MODELS["dnn"]), "--data", str(SAMPLE), "--out", str(out),
+                                      "-o", "saliency.per_class=1"])
+    assert result.exit_code == 0, result.output
+    assert "skipped activation-max: model 'dnn' has no conv layers" in " ".join(result.output.split())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["explainers"]) == {"confusion", "saliency"} and "activation-max" in manifest["skipped"]
+    # Asked for by name (or given options), it is an error as before.
+    result = CliRunner().invoke(app, ["explain", str(MODELS["dnn"]), "--data", str(SAMPLE), "--out",
+                                      str(tmp_path / "again"), "-e", "activation-max"])
+    assert result.exit_code == 2 and "has no conv layers" in result.output

@@ -3,6 +3,7 @@ so ``xai-fer --help`` and ``xai-fer plugins`` stay instant."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -17,6 +18,7 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import UserError
+from .training.config import TrainConfig
 
 app = typer.Typer(
     name="xai-fer",
@@ -25,8 +27,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long path or result line stays one line when the output goes to a file or a pipe (Rich would
+# otherwise wrap it at 80 columns there).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -77,9 +81,15 @@ def _main(
 
         configure_cpu_devices()
         if not debug:
+            import warnings
+
             from .quiet import import_tensorflow_quietly
 
             import_tensorflow_quietly()
+            # A model saved with a list of one input, called on the tensor of images: Keras warns on every
+            # call, and the call is right. Other warnings still show; --debug shows this one too.
+            warnings.filterwarnings("ignore", message=r"The structure of .?inputs.? doesn't match",
+                                    category=UserWarning)
 
 
 def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
@@ -121,7 +131,7 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override the preset's number of epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed; makes a CPU run repeatable.")] = None,
-    setting: Annotated[list[str], typer.Option("--set", help="Any training setting as KEY=VALUE (repeatable).")] = [],  # noqa: B006
+    setting: Annotated[list[str], typer.Option("--set", help=_SETTINGS_HELP)] = [],  # noqa: B006
     option: Annotated[list[str], typer.Option("--option", help="Architecture option KEY=VALUE (repeatable).")] = [],  # noqa: B006
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out from its checkpoint.")] = False,
     strategy: Annotated[str | None, typer.Option(help="'mirrored': tf.distribute.MirroredStrategy.")] = None,
@@ -190,6 +200,9 @@ def train(
 
 
 _MODEL_ARG = typer.Argument(help="A saved Keras model (.keras, or Keras-2 .h5).")
+# The training settings are named in `xai-fer train --help`, read from TrainConfig itself (no TensorFlow).
+_SETTINGS_HELP = "Any training setting as KEY=VALUE (repeatable): " + ", ".join(
+    field.name for field in dataclasses.fields(TrainConfig)) + " (the tutorial's table explains each)."
 _PREPROCESS = typer.Option(help="Input scaling: auto, unit [0,1], symmetric [-1,1], raw [0,255], standardize.")
 _UNSAFE = typer.Option("--unsafe", help="Allow models that carry code (Lambda layers). Only for trusted files.")
 
@@ -243,8 +256,12 @@ def evaluate(
     from rich.table import Table
 
     view = ", with the mirrored view" if tta_flip else ""
-    table = Table(title=f"{model} on {data} ({split or 'all rows'}{view}): accuracy {report['accuracy']:.2%}, "
-                        f"n={report['n']}")
+    # Plain lines, not a table title: paths stay whole when the output goes to a file or a pipe.
+    console.print(f"{model} on {data} ({split or 'all rows'}{view}): accuracy {report['accuracy']:.2%}, "
+                  f"n={report['n']}", highlight=False)
+    console.print("preprocessing: " + ", ".join(f"{key} {value}" for key, value in report["preprocessing"].items()
+                                                if value), highlight=False)
+    table = Table()
     table.add_column("class")
     table.add_column("n", justify="right")
     table.add_column("accuracy", justify="right")
@@ -260,7 +277,7 @@ def explain(
     out: Annotated[Path, typer.Option("--out", help="Directory for figures, arrays, summaries, index.html.")] = Path(
         "xai-fer-out"
     ),
-    explainer: Annotated[list[str], typer.Option("--explainer", "-e", help="Explainer; default: all.")] = [],  # noqa: B006
+    explainer: Annotated[list[str], typer.Option("--explainer", "-e", help="Explainer; default: all that apply.")] = [],  # noqa: B006
     option: Annotated[list[str], typer.Option("--option", "-o", help="EXPLAINER.KEY=VALUE (repeatable).")] = [],  # noqa: B006
     split: Annotated[str | None, typer.Option(help="Training, PublicTest or PrivateTest (sources with Usage).")] = None,
     preprocess: Annotated[str, _PREPROCESS] = "auto",
@@ -270,7 +287,7 @@ def explain(
     unsafe: Annotated[bool, _UNSAFE] = False,
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
 ):
-    """Run explainers (all by default) on a model and data and write a browsable report."""
+    """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
     from .explain.plan import split_option_pairs
 
@@ -280,6 +297,8 @@ def explain(
     result = run_explain(model, data, out, explainer or None, split_option_pairs(_parse_pairs(option, "option")),
                          split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
                          data_format=data_format, progress=announce)
+    for name, reason in result.manifest.get("skipped", {}).items():
+        err_console.print(f"skipped {name}: {reason}", highlight=False)
     names = ", ".join(result.artifacts)
     console.print(f"wrote {out}/ ({names}); open {out / 'index.html'}")
 

@@ -4,6 +4,8 @@ from the code and from generated files, so nothing below can drift from what the
 * ``cli``: the help of every command, from the Typer app (``typer``'s own Markdown generator);
 * ``builtin-plugins``: every built-in plugin, what it registers and every option, from the registry and
   :func:`xai_fer.options.describe_options`;
+* ``training-settings``: every ``xai-fer train --set`` setting, its type, help and value in each preset, from
+  ``TrainConfig`` and ``PRESETS``;
 * ``reference-numbers``: the shipped reference models' measured accuracy, from ``xai_fer/reference/*_metrics.json``,
   next to the study's published numbers (``STUDY_ACCURACY`` in ``xai_fer/reference/__init__.py``);
 * ``gallery``, ``hero``, ``figure PATH``: figures made by ``scripts/build_gallery.py`` (``docs/gallery/``).
@@ -115,6 +117,20 @@ def render_builtin_plugins() -> str:
     return "\n".join(out) + "\n"
 
 
+def render_training_settings() -> str:
+    from xai_fer.options import describe_options, field_types
+    from xai_fer.training.config import PRESETS, TrainConfig
+
+    annotations = field_types(TrainConfig)
+    lines = ["| setting | type | " + " | ".join(f"`--preset {name}`" for name in PRESETS) + " | meaning |",
+             "|---|---|" + "---|" * len(PRESETS) + "---|"]
+    for row in describe_options(TrainConfig):
+        values = [f"`{getattr(preset, row['name'])!r}`" for preset in PRESETS.values()]
+        lines.append(f"| `{row['name']}` | {_type_name(annotations[row['name']], row['type'])} | "
+                     + " | ".join(values) + f" | {_text(row['help'])} |")
+    return "\n".join(lines) + "\n"
+
+
 # --- reference numbers ---------------------------------------------------------------------------------
 
 
@@ -221,6 +237,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
             return render_builtin_plugins()
         if name == "reference-numbers":
             return render_reference_numbers()
+        if name == "training-settings":
+            return render_training_settings()
         if name == "gallery":
             return render_gallery()
         if name == "hero":

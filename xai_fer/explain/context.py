@@ -21,6 +21,7 @@ class ExplainContext:
     adapter: InputAdapter
     seed: int = 0
     batch_size: int = 128
+    skipped: dict = field(default_factory=dict)  # explainer name -> why it does not apply (default "all" only)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property

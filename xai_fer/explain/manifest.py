@@ -34,7 +34,7 @@ def versions() -> dict:
     return found
 
 
-def build_manifest(model_path, info, dataset, adapter, planned, seed, timings) -> dict:
+def build_manifest(model_path, info, dataset, adapter, planned, seed, timings, skipped=None) -> dict:
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"path": str(model_path), "sha256": file_sha256(Path(model_path)), **info.as_dict()},
@@ -45,5 +45,6 @@ def build_manifest(model_path, info, dataset, adapter, planned, seed, timings) -
         "seed": seed,
         "explainers": {item.name: {"options": dataclasses.asdict(item.options), "seconds": timings.get(item.name)}
                        for item in planned},
+        "skipped": dict(skipped or {}),  # explainers of the default "all" that do not apply, and why
         "versions": versions(),
     }

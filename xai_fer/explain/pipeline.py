@@ -53,6 +53,10 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     check_seed(seed)
     planned = plan_explainers(explainers, options)
     context = build_context(model, dataset, preprocess, seed)
+    if not explainers:
+        # "All" means all that apply: activation-max has nothing to show on a model without conv layers, nor
+        # confusion on unlabelled data. An explainer given options was asked for, and is never skipped.
+        planned = _applicable(planned, context, asked=set(options or {}))
     validate_against_model(planned, context.info)
     check_against_context(planned, context)
     artifacts, timings = {}, {}
@@ -65,6 +69,24 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
         artifacts[item.name].check_contents()  # names and arrays added after the Artifact was made
         timings[item.name] = round(time.perf_counter() - started, 3)
     return artifacts, planned, context, timings
+
+
+def _applicable(planned, context, asked: set[str]) -> list:
+    kept = []
+    for item in planned:
+        try:
+            validate_against_model([item], context.info)
+            check_against_context([item], context)
+        except UserError as exc:
+            if item.name in asked or len(planned) == 1:
+                raise
+            context.skipped[item.name] = exc.message
+            continue
+        kept.append(item)
+    if not kept:
+        raise UserError("no explainer applies to this model and data: "
+                        + "; ".join(f"{name}: {reason}" for name, reason in context.skipped.items()))
+    return kept
 
 
 def check_seed(seed: int) -> None:
@@ -194,7 +216,8 @@ def run_explain(
                 figures = artifact.write(staging / name)
                 sections.append((name, figures, artifact.summary))
                 artifact.close()
-            manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings)
+            manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,
+                                      context.skipped)
             atomic.write_json(staging / "manifest.json", manifest)
             (staging / "index.html").write_text(render_index(manifest, sections), encoding="utf-8")
             atomic.replace_directory(staging, target)
