@@ -31,7 +31,8 @@ class NpzFormat:
         try:
             archive = np.load(path, allow_pickle=False)  # never unpickle: an .npz can carry arbitrary code
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{path}: not a readable .npz file ({exc})", _HINT) from None
+            reason = "not a zip archive" if "pickle" in str(exc) else str(exc)  # numpy's text talks of pickles
+            raise UserError(f"{path}: not a readable .npz file ({reason})", _HINT) from None
         if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array, chosen with --format npz
             raise UserError(f"{path}: a single .npy array, not an .npz archive of named arrays", _HINT)
         with archive:

@@ -131,6 +131,7 @@ def test_a_linked_out_is_filled_and_stays_a_link(workdir, tmp_path):
         (["-o", "saliency.per_class=two"], "expected a whole number"),
         (["-e", "confusion", "-o", "saliency.per_class=2"], "does not include"),
         (["-o", "noexplainer=1"], "does not name its explainer"),
+        (["-o", "saliency.per_class"], "is not EXPLAINER.KEY=VALUE: write it like --option EXPLAINER.KEY=VALUE"),
     ],
 )
 def test_bad_names_and_options_fail_before_any_work(workdir, tmp_path, args, message):

@@ -280,7 +280,7 @@ def test_train_end_to_end_through_the_cli(tiny_h5, tmp_path):
     result = cli("train", "cnn", "--data", tiny_h5, "--out", out, "--finish", "--set", "recalibrate_batch_norm=false",
                  "--set", "learning_rate=0.5")
     shown = " ".join(result.output.split())
-    assert "the ones given now are ignored (except --set tta_flip, --set recalibrate_batch_norm" in shown
+    assert "ignored now: --set learning_rate (only --set tta_flip, --set recalibrate_batch_norm may change" in shown
     assert "changed after training: recalibrate_batch_norm=False" in shown
     refinished = json.loads((out / "metrics.json").read_text())
     assert refinished["batch_norm_recalibration"] is None and refinished["config"]["learning_rate"] == 1e-3
@@ -597,7 +597,7 @@ def test_settings_are_checked_against_the_epochs_given_on_the_command_line(tiny_
     # --epochs is part of the one validation: a window of 150 of 200 epochs is fine (the run then fails for
     # another reason: nothing to finish), 10 of 5 is refused in one line.
     args = ("train", "dnn", "--data", tiny_h5, "--out", tmp_path / "run")
-    assert "nothing to resume" in cli_error(*args, "--epochs", 200, "--set", "average_last_epochs=150", "--finish")
+    assert "no interrupted run in" in cli_error(*args, "--epochs", 200, "--set", "average_last_epochs=150", "--finish")
     message = cli_error(*args, "--epochs", 5, "--set", "average_last_epochs=10")
     assert "average_last_epochs must be 0 (off) or between 2 and epochs" in " ".join(message.split())
     assert not (tmp_path / "run").exists()
@@ -611,7 +611,7 @@ def test_an_out_that_cannot_take_a_run_is_refused_before_the_data_is_read(tiny_h
     blocker.write_text("not a folder")
     args = ("train", "dnn", "--data", tiny_h5, "--epochs", 1)
     assert "--out " + str(blocker) + " exists and is not a directory" in cli_error(*args, "--out", blocker)
-    assert "nothing to resume" in cli_error(*args, "--out", tmp_path / "new", "--resume")
+    assert "no interrupted run in" in cli_error(*args, "--out", tmp_path / "new", "--resume")
     assert "unknown option dnn.hiden" in cli_error(*args, "--out", tmp_path / "new", "--option", "hiden=3")
     assert blocker.read_text() == "not a folder" and not (tmp_path / "new").exists()
 

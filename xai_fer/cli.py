@@ -92,12 +92,12 @@ def _main(
                                     category=UserWarning)
 
 
-def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+def _parse_pairs(pairs: list[str], what: str, form: str = "KEY=VALUE") -> dict[str, str]:
     parsed = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UserError(f"{what} {pair!r} is not KEY=VALUE", f"write it like --{what} name=value")
+            raise UserError(f"--{what} {pair!r} is not {form}", f"write it like --{what} {form}")
         parsed[key.strip()] = value
     return parsed
 
@@ -172,8 +172,11 @@ def train(
     after_training = {key: getattr(config, key) for key in overrides if key in AFTER_TRAINING}
     ignored = set(overrides) - set(after_training)
     if (resume or finish) and (ignored or option or explicit or preset != "study"):
-        err_console.print("Note: a resumed run keeps the settings it started with; the ones given now are ignored "
-                          f"(except --set {', --set '.join(AFTER_TRAINING)}, which act after the last epoch).")
+        given = [*(f"--{key.replace('_', '-')}" for key in explicit), *(f"--set {key}" for key in sorted(ignored)),
+                 *(["--option"] if option else []), *([f"--preset {preset}"] if preset != "study" else [])]
+        err_console.print(f"Note: a resumed run keeps the settings it started with; ignored now: {', '.join(given)} "
+                          f"(only --set {', --set '.join(AFTER_TRAINING)} may change, as they act after the last "
+                          "epoch).", highlight=False)
     result = run_training(model, dataset, out, config, model_options, resume=resume,
                           strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
                           init_from=init_from, after_training=after_training if resume or finish else None)
@@ -294,7 +297,8 @@ def explain(
     def announce(name):
         err_console.print(f"running {name}...")
 
-    result = run_explain(model, data, out, explainer or None, split_option_pairs(_parse_pairs(option, "option")),
+    options = split_option_pairs(_parse_pairs(option, "option", "EXPLAINER.KEY=VALUE"))
+    result = run_explain(model, data, out, explainer or None, options,
                          split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
                          data_format=data_format, progress=announce)
     for name, reason in result.manifest.get("skipped", {}).items():

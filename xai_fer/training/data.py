@@ -20,7 +20,8 @@ def split_for_training(dataset: Dataset, config: TrainConfig):
         train = dataset
     if config.validation == "publictest":
         if usage is None:
-            raise UserError(f"{dataset.source} has no PublicTest split", "use the holdout validation")
+            raise UserError(f"{dataset.source} has no PublicTest split to validate on",
+                            "use --set validation=holdout (a share of Training)")
         val = dataset.subset(usage == SPLITS.index("PublicTest"))
         if len(val) == 0:
             raise UserError(f"{dataset.source} has no PublicTest rows to validate on",

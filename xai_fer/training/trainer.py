@@ -236,7 +236,8 @@ def check_run_folder(out_dir: Path, resume: bool) -> CheckpointStore:
         raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
     store = CheckpointStore(out_dir)
     if resume and not store.exists():
-        raise UserError(f"nothing to resume in {out_dir}", "run without --resume first")
+        raise UserError(f"no interrupted run in {out_dir} (no checkpoints/state.json) to resume or finish",
+                        "start the run without --resume / --finish, or point --out at the run's folder")
     if not resume and (store.exists() or (out_dir / "model.keras").exists()):
         raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
     return store
