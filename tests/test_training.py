@@ -625,3 +625,21 @@ def test_a_resumed_run_may_change_only_the_settings_that_act_after_training():
     assert _after_training(None) == {} and set(AFTER_TRAINING) == {"tta_flip", "recalibrate_batch_norm"}
     with pytest.raises(UserError, match="keeps its setting.s. epochs, learning_rate"):
         _after_training({"learning_rate": 0.1, "epochs": 3, "tta_flip": True})
+
+
+def test_init_from_notes_when_the_holdout_would_hold_images_the_first_run_trained_on(tmp_path):
+    import dataclasses
+
+    from xai_fer.training.config import IMPROVED, STUDY
+    from xai_fer.training.initialisation import holdout_leak
+
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"")
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": STUDY.as_dict()}))  # holdout, seed 0, 20%
+    assert holdout_leak(model, STUDY) is None
+    assert holdout_leak(model, IMPROVED) is None  # validating on PublicTest never leaks
+    assert "held out other images (seed 0, this run 1)" in holdout_leak(model, dataclasses.replace(STUDY, seed=1))
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": IMPROVED.as_dict()}))
+    assert "trained on all of Training" in holdout_leak(model, STUDY)
+    (tmp_path / "metrics.json").unlink()
+    assert holdout_leak(model, STUDY) is None  # nothing known about the earlier run

@@ -102,6 +102,27 @@ def _read_history_csv(path: Path) -> dict:
         return {}
 
 
+def holdout_leak(source: Path, config) -> str | None:
+    """Why a run started from ``source`` with ``config`` would validate on images the earlier run trained on
+    (its validation would flatter it), or None. Only a holdout validation can leak: the earlier run trained on
+    all of Training (validated on PublicTest), or held out other images (another seed or fraction)."""
+    if config.validation != "holdout":
+        return None
+    folder, found = Path(source).parent, {}
+    for candidate in (folder / "state.json", folder / f"{Path(source).stem}_metrics.json", folder / "metrics.json"):
+        found.update(_read_json(candidate))
+    earlier = found.get("config")
+    if not isinstance(earlier, dict):
+        return None
+    if earlier.get("validation") == "publictest":
+        return "the earlier run trained on all of Training, so this run's holdout images were among its training"
+    for key in ("seed", "validation_fraction"):
+        if key in earlier and earlier[key] != getattr(config, key):
+            return (f"the earlier run held out other images ({key} {earlier[key]}, this run {getattr(config, key)}), "
+                    "so this run validates partly on images it trained on")
+    return None
+
+
 def _read_json(path: Path) -> dict:
     try:
         value = json.loads(path.read_text())
