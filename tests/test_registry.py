@@ -205,3 +205,20 @@ def test_help_and_plugins_import_nothing_heavy():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("args, line", [
+    (["evaluate"], "Error: Missing argument 'model': see `"),  # then the program's name, "evaluate --help`"
+    (["explain", "--seed", "abc"], "Error: Invalid value for '--seed'"),
+    (["explain", "--bogus"], "Error: No such option: --bogus"),
+])
+def test_a_command_line_typer_cannot_parse_is_one_line(args, line):
+    result = subprocess.run([sys.executable, "-m", "xai_fer", *args], capture_output=True, text=True, timeout=120)
+    lines = [text for text in result.stderr.splitlines() if text.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(line), result.stderr
+
+
+def test_help_and_version_still_exit_zero():
+    for args in (["--help"], ["--version"], ["explain", "--help"]):
+        result = subprocess.run([sys.executable, "-m", "xai_fer", *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and result.stdout and not result.stderr, (args, result.stderr)

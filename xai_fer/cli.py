@@ -316,6 +316,23 @@ def _as_strings(values: dict) -> dict[str, str]:
 
 
 def main() -> None:
-    """Console entry point (errors are handled per command, see ``_command``)."""
+    """Console entry point. Errors of the commands are handled per command (see ``_command``); a command line
+    Typer cannot parse (a missing argument, an unknown option, a number that is not one) is one line too,
+    instead of Typer's framed box."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    app()
+    try:
+        code = app(standalone_mode=False)  # Typer then raises usage errors and returns exit codes
+    except typer.Abort:
+        err_console.print("Aborted.")
+        sys.exit(1)
+    except Exception as exc:
+        # Typer's usage errors (its ClickException, not public API): a message and an exit code.
+        if _state["debug"] or not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        message = exc.format_message().strip().rstrip(".")
+        if message:  # empty: no arguments at all, and Typer has already shown the help
+            command = getattr(getattr(exc, "ctx", None), "command_path", "xai-fer")
+            err_console.print(f"[bold red]Error:[/] {escape(message)}: see `{command} --help`", highlight=False,
+                              soft_wrap=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
