@@ -104,6 +104,7 @@ _PACKAGES = {
     "misnamed-argument": "@hookimpl\ndef register_explainers(reg):\n    pass\n",
     "hook-name-typo": "@hookimpl\ndef register_explainer(register):\n    pass\n",
     "raises-on-import": "raise RuntimeError('needs a GPU library')\n",
+    "fits": "@hookimpl\ndef register_explainers(register):\n    pass\n",
 }
 
 
@@ -111,7 +112,8 @@ _PACKAGES = {
     ("misnamed-argument", "fake", "plugin 'fake' (from fake-plugin) does not fit xai-fer's hooks"),
     ("hook-name-typo", "fake", "plugin 'fake' does not fit xai-fer's hooks: unknown hook 'register_explainer'"),
     ("raises-on-import", "fake", "plugin 'fake' (from fake-plugin) failed to import: needs a GPU library"),
-    ("misnamed-argument", "saliency", "two packages declare the plugin 'saliency'"),
+    # A plugin that fits, so the clash is found whichever package's entry points are read first.
+    ("fits", "saliency", "two packages declare the plugin 'saliency'"),
 ], ids=["misnamed-argument", "hook-name-typo", "raises-on-import", "takes-a-built-in-name"])
 def test_a_broken_installed_plugin_is_one_line_naming_it(tmp_path, case, entry_point, message):
     # An installed package, as pip leaves it: the module and a dist-info with its entry point.
