@@ -228,10 +228,7 @@ class Confusion:
             raise UserError(f"confusion needs labels, and {context.dataset.source} has none",
                             "use a labelled source or split (e.g. --split PrivateTest)")
         labels = np.asarray(labels).astype(np.int64)
-        k = context.info.num_classes
-        if len(labels) and (labels.min() < 0 or labels.max() >= k):
-            raise UserError(f"confusion: labels go up to {labels.max()} but the model has {k} classes "
-                            f"(0..{k - 1})", "use data whose classes match the model's outputs")
+        context.check_labels_fit("confusion")
         if len(labels) == 0:
             raise UserError("confusion: the data has no images")
         return labels

@@ -82,11 +82,9 @@ def _check_selection(context, options: SaliencyOptions) -> None:
     _fixed_target(context, options)
     # per_class groups the images by their true class when there are labels: one beyond the model's classes
     # would silently leave its images out.
-    if context.labels is not None and (mode in ("misclassified", "per_class") or options.target == "true"):
-        k, top = context.info.num_classes, int(np.max(context.labels, initial=0))
-        if top >= k:  # a label the model has no output for: no gradient to take, no error to count
-            raise UserError(f"saliency: labels go up to {top} but the model has {k} classes (0..{k - 1})",
-                            "use data whose classes match the model's outputs, or pick rows with indices=...")
+    if mode in ("misclassified", "per_class") or options.target == "true":
+        context.check_labels_fit("saliency", "use data whose classes match the model's outputs, or pick rows "
+                                             "with indices=...")
 
 
 def _fixed_target(context, options: SaliencyOptions) -> int | None:

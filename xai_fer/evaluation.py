@@ -39,10 +39,7 @@ def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = Fa
     if dataset.labels is None:
         raise UserError(f"{dataset.source} has no labels", "evaluate needs a labelled source")
     context = build_context(model, dataset, preprocess)
-    k = context.info.num_classes
-    if len(dataset.labels) and int(np.max(dataset.labels)) >= k:  # images of a class the model cannot answer
-        raise UserError(f"{dataset.source}: labels go up to {int(np.max(dataset.labels))} but the model has {k} "
-                        f"classes (0..{k - 1})", "use data whose classes match the model's outputs")
+    context.check_labels_fit(dataset.source)
     probabilities = context.probabilities
     if tta_flip:
         # Mirroring the data before the input adapter equals mirroring after it: resizing, scaling and

@@ -9,6 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from ..data import Dataset
+from ..errors import UserError
 from ..models.adapt import InputAdapter
 from ..models.introspect import ModelInfo, logits_model
 
@@ -106,6 +107,16 @@ class ExplainContext:
     @property
     def labels(self) -> np.ndarray | None:
         return self.dataset.labels
+
+    def check_labels_fit(self, who: str, hint: str = "use data whose classes match the model's outputs") -> None:
+        """Refuse labels the model has no output for (data of another label set): every accuracy, confusion
+        count or true-class gradient taken on them would be meaningless. ``who`` starts the message."""
+        labels = self.labels
+        if labels is None or not len(labels):
+            return
+        k, top = self.info.num_classes, int(np.max(labels))
+        if int(np.min(labels)) < 0 or top >= k:
+            raise UserError(f"{who}: labels go up to {top} but the model has {k} classes (0..{k - 1})", hint)
 
 
 def _are_probabilities(scores: np.ndarray) -> bool:
