@@ -31,8 +31,6 @@ def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = Fa
     """Accuracy of any loaded model on a labelled Dataset, with input adaptation as for explaining; with
     ``tta_flip`` each image's probabilities are averaged with its mirror image's (the reference models' test-time
     view, so their ``metrics.json`` numbers can be checked from the command line)."""
-    import dataclasses
-
     from .errors import UserError
     from .explain.pipeline import build_context
 
@@ -40,12 +38,10 @@ def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = Fa
         raise UserError(f"{dataset.source} has no labels", "evaluate needs a labelled source")
     context = build_context(model, dataset, preprocess)
     context.check_labels_fit(dataset.source)
-    probabilities = context.probabilities
-    if tta_flip:
-        # Mirroring the data before the input adapter equals mirroring after it: resizing, scaling and
-        # channel changes are all left-right symmetric.
-        mirrored = dataclasses.replace(dataset, images=dataset.images[:, :, ::-1])
-        probabilities = (probabilities + build_context(model, mirrored, preprocess).probabilities) / 2
+    # The mirrored view is taken in data space, in front of the input adapter: resizing, scaling and channel
+    # changes are all left-right symmetric, so it equals mirroring the model's own inputs.
+    probabilities = (predict_probabilities(context.data_model(), context.images(), batch_size=context.batch_size,
+                                           tta_flip=True) if tta_flip else context.probabilities)
     report = accuracy_report(probabilities, dataset.labels, context.class_names)
     report["preprocessing"] = context.adapter.describe()
     report["tta_flip"] = tta_flip
