@@ -20,7 +20,7 @@ import numpy as np
 from xai_fer.reference import GOALS
 from xai_fer.reference import STUDY_ACCURACY as STUDY
 from xai_fer.training import averaging as weight_averaging
-from xai_fer.training.initialisation import ancestors, chain_history
+from xai_fer.training.initialisation import ancestors, chain_history, history_beside, join_histories
 from xai_fer.training.recalibration import describe
 from xai_fer.training.report import write_curves
 
@@ -50,8 +50,8 @@ def copy_run(name: str, run: Path, data_name: str) -> dict:
         shutil.copyfile(run / source, REFERENCE / f"{name}_{target}")
     metrics = json.loads((run / "metrics.json").read_text())
     start = metrics.get("initialisation")
-    earlier = chain_history(start) or histories_beside(start)
-    if earlier and not chain_history(start):
+    earlier = {} if chain_history(start) else histories_beside(start)
+    if earlier:
         # The run started (--init-from) before xai-fer recorded the starting run's history: read it from that
         # run's folder and redraw, so the curves show every epoch the model was trained for.
         history = json.loads((run / "history.json").read_text())
@@ -63,16 +63,10 @@ def copy_run(name: str, run: Path, data_name: str) -> dict:
 
 
 def histories_beside(record: dict | None) -> dict:
-    """The joined history of every earlier run of a chain, read from ``history.json`` beside each starting model
-    (paths as recorded, relative to where training ran); empty unless every one is found."""
-    joined = {}
-    for earlier in ancestors(record):
-        path = Path(earlier["path"]).parent / "history.json"
-        if not path.exists():
-            return {}
-        for key, values in json.loads(path.read_text()).items():
-            joined[key] = [*joined.get(key, []), *values]
-    return joined
+    """The joined history of every earlier run of a chain, read beside each starting model (paths as recorded,
+    relative to where training ran); empty unless every one is found."""
+    histories = [history_beside(Path(earlier["path"])) for earlier in ancestors(record)]
+    return join_histories(histories) if histories and all(histories) else {}
 
 
 def _pct(value) -> str:

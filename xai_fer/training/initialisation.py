@@ -70,24 +70,41 @@ def ancestors(record: dict | None) -> list[dict]:
 
 def chain_history(record: dict | None) -> dict:
     """The per-epoch history of every run before this one, oldest first, joined key by key."""
+    return join_histories([earlier.get("history") or {} for earlier in ancestors(record)])
+
+
+def join_histories(histories: list[dict]) -> dict:
+    """Per-epoch histories of consecutive runs, oldest first, joined key by key."""
     joined = {}
-    for earlier in ancestors(record):
-        for key, values in (earlier.get("history") or {}).items():
+    for history in histories:
+        for key, values in history.items():
             joined[key] = [*joined.get(key, []), *values]
     return joined
 
 
 def _run_beside(source: Path) -> dict:
     """Command, history and starting point of the ``xai-fer train`` run that wrote ``source``, where found."""
-    folder = source.parent
-    found = {}
-    for candidate in (folder / "state.json", folder / f"{source.stem}_metrics.json", folder / "metrics.json"):
-        found.update(_read_json(candidate))  # metrics.json last: a finished run's own record wins
-    # A run folder has history.json; a bundled reference model has NAME_history.csv beside NAME_metrics.json.
-    history = (_read_json(folder / "history.json") or _read_history_csv(folder / f"{source.stem}_history.csv")
-               or found.get("history"))
-    return {"command": found.get("command"), "history": history or None,
+    found = _record_beside(source)
+    return {"command": found.get("command"), "history": history_beside(source, found),
             "initialisation": found.get("initialisation")}
+
+
+def _record_beside(source: Path) -> dict:
+    """The state and metrics of the run that wrote ``source`` (a run folder, or a bundled reference model's
+    ``NAME_metrics.json``), merged; empty where none is found."""
+    folder, found = Path(source).parent, {}
+    for candidate in (folder / "state.json", folder / f"{Path(source).stem}_metrics.json", folder / "metrics.json"):
+        found.update(_read_json(candidate))  # metrics.json last: a finished run's own record wins
+    return found
+
+
+def history_beside(source: Path, record: dict | None = None) -> dict | None:
+    """The per-epoch history of the run that wrote ``source``, or None. A run folder has history.json; a bundled
+    reference model has NAME_history.csv beside NAME_metrics.json; an interrupted run's is in state.json."""
+    folder = Path(source).parent
+    record = _record_beside(source) if record is None else record
+    return (_read_json(folder / "history.json") or _read_history_csv(folder / f"{Path(source).stem}_history.csv")
+            or record.get("history") or None)
 
 
 def _read_history_csv(path: Path) -> dict:
@@ -108,10 +125,7 @@ def holdout_leak(source: Path, config) -> str | None:
     all of Training (validated on PublicTest), or held out other images (another seed or fraction)."""
     if config.validation != "holdout":
         return None
-    folder, found = Path(source).parent, {}
-    for candidate in (folder / "state.json", folder / f"{Path(source).stem}_metrics.json", folder / "metrics.json"):
-        found.update(_read_json(candidate))
-    earlier = found.get("config")
+    earlier = _record_beside(source).get("config")
     if not isinstance(earlier, dict):
         return None
     if earlier.get("validation") == "publictest":
