@@ -34,7 +34,7 @@ def _new_manager() -> pluggy.PluginManager:
     only_builtin = _third_party_disabled()
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist.name if entry_point.dist else None
-        if only_builtin and (dist or "").replace("_", "-").lower() != OWN_DISTRIBUTION:
+        if only_builtin and not _same(dist, OWN_DISTRIBUTION):
             continue
         earlier = manager.get_plugin(entry_point.name)
         if earlier is not None or manager.is_blocked(entry_point.name):
@@ -48,11 +48,11 @@ def _new_manager() -> pluggy.PluginManager:
         try:
             plugin = entry_point.load()
         except Exception as exc:  # a broken third-party plugin must not take the whole tool down silently
-            raise UserError(f"{where} failed to import: {exc}", _HINT) from exc
+            raise UserError(f"{where} failed to import: {exc}", BROKEN_PLUGIN_HINT) from exc
         try:
             manager.register(plugin, name=entry_point.name)
         except (pluggy.PluginValidationError, ValueError) as exc:  # a misnamed hook or argument, a module twice
-            raise UserError(f"{where} does not fit xai-fer's hooks: {_first_line(exc)}", _HINT) from exc
+            raise UserError(f"{where} does not fit xai-fer's hooks: {_first_line(exc)}", BROKEN_PLUGIN_HINT) from exc
         if dist:
             manager._plugin_distinfo.append((plugin, entry_point.dist))  # so list_plugin_distinfo() knows it
     try:
@@ -60,11 +60,12 @@ def _new_manager() -> pluggy.PluginManager:
     except pluggy.PluginValidationError as exc:
         name = manager.get_name(exc.plugin) if exc.plugin is not None else "unknown"
         reason = _first_line(exc).split(" in plugin ")[0]  # the rest is the module's repr
-        raise UserError(f"plugin {name!r} does not fit xai-fer's hooks: {reason}", _HINT) from exc
+        raise UserError(f"plugin {name!r} does not fit xai-fer's hooks: {reason}", BROKEN_PLUGIN_HINT) from exc
     return manager
 
 
-_HINT = f"fix or uninstall it, or set {DISABLE_ENV}=1 to load only the built-in plugins"
+# For a plugin that cannot be used, named in the message: shared by the loaders that run plugin code.
+BROKEN_PLUGIN_HINT = f"fix or uninstall it, or set {DISABLE_ENV}=1 to load only the built-in plugins"
 
 
 def _first_line(exc: Exception) -> str:
@@ -117,7 +118,7 @@ def _collect(kind: str) -> dict[str, tuple[object, str]]:
             raise
         except Exception as exc:  # a plugin's own bug, or a missing optional dependency of it
             raise UserError(f"plugin {plugin_name!r} failed in register_{kind}: {type(exc).__name__}: "
-                            f"{_first_line(exc)}", _HINT) from exc
+                            f"{_first_line(exc)}", BROKEN_PLUGIN_HINT) from exc
     return found
 
 

@@ -44,8 +44,7 @@ def _detects(loader, path: Path) -> bool:
         return bool(loader.detect(path))
     except Exception as exc:  # one format plugin's bug must not read as a problem with the user's data
         raise UserError(f"dataset format {loader.name!r} failed while checking {str(path)!r}: "
-                        f"{type(exc).__name__}: {exc}",
-                        "fix or uninstall the plugin that registers it, or set XAI_FER_DISABLE_PLUGINS=1") from None
+                        f"{type(exc).__name__}: {exc}", registry.BROKEN_PLUGIN_HINT) from None
 
 
 def _first_line(path: Path) -> tuple[str, str]:

@@ -84,21 +84,23 @@ def _output_activation(last) -> tuple[str, str | None, bool]:
 def _scales_its_input(layers) -> bool:
     """Whether a Rescaling or Normalization layer comes before the first layer that computes features.
     Augmentation (RandomFlip, ...), resizing and cropping may come first; nested models are looked into."""
+    return _first_scaling(layers) is True
+
+
+def _first_scaling(layers) -> bool | None:
+    """True when a scaling layer comes first, False when a layer that computes features does, None when every
+    layer only passes the pixels on (then the layers after this block decide)."""
     for layer in layers:
         kind = type(layer).__name__
         if kind in _SCALING_LAYERS:
             return True
         if hasattr(layer, "layers"):  # a nested Sequential/Functional: an augmentation block, or the backbone
-            if _scales_its_input(layer.layers):
-                return True
-            if any(type(inner).__name__ not in _PASS_THROUGH and not type(inner).__name__.startswith("Random")
-                   for inner in layer.layers):
-                return False
-            continue
-        if kind in _PASS_THROUGH or kind.startswith("Random"):
-            continue
-        return False
-    return False
+            found = _first_scaling(layer.layers)
+            if found is not None:
+                return found
+        elif not (kind in _PASS_THROUGH or kind.startswith("Random")):
+            return False
+    return None
 
 
 def inspect_model(model) -> ModelInfo:

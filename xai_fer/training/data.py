@@ -19,11 +19,8 @@ def split_for_training(dataset: Dataset, config: TrainConfig):
     else:
         train = dataset
     if config.validation == "publictest":
-        if usage is None:
-            raise UserError(f"{dataset.source} has no PublicTest split to validate on",
-                            "use --set validation=holdout (a share of Training)")
-        val = dataset.subset(usage == SPLITS.index("PublicTest"))
-        if len(val) == 0:
+        val = None if usage is None else dataset.subset(usage == SPLITS.index("PublicTest"))
+        if val is None or len(val) == 0:
             raise UserError(f"{dataset.source} has no PublicTest rows to validate on",
                             "use --set validation=holdout (a share of Training)")
     else:
