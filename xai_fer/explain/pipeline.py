@@ -56,9 +56,10 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     if not explainers:
         # "All" means all that apply: activation-max has nothing to show on a model without conv layers, nor
         # confusion on unlabelled data. An explainer given options was asked for, and is never skipped.
-        planned = _applicable(planned, context, asked=set(options or {}))
-    validate_against_model(planned, context.info)
-    check_against_context(planned, context)
+        planned = _applicable(planned, context, asked=set(options or {}))  # each one checked, as below
+    else:
+        validate_against_model(planned, context.info)
+        check_against_context(planned, context)
     artifacts, timings = {}, {}
     for item in planned:
         if progress:
