@@ -147,6 +147,7 @@ def train(
     from .options import parse_options
     from .training.averaging import weights_from
     from .training.config import AFTER_TRAINING, PRESETS, TrainConfig
+    from .training.distillation import check_teachers
     from .training.initialisation import check_init_from, holdout_leak
     from .training.trainer import check_run_folder
     from .training.trainer import train as run_training
@@ -166,10 +167,13 @@ def train(
     architecture = registry.lookup("models", model)
     model_options = dataclasses.asdict(parse_options(architecture.Options, _parse_pairs(option, "option"), model))
     check_run_folder(out, resume or finish)
-    leak = holdout_leak(init_from, config) if init_from is not None else None
-    if leak:
-        err_console.print(f"Note: --init-from {init_from}: {leak}; give this run the earlier run's --seed and "
-                          "validation settings, or --set validation=publictest.", highlight=False)
+    teachers = check_teachers(config.teachers) if not (resume or finish) else []
+    for flag, earlier in [*([("--init-from", init_from)] if init_from is not None else []),
+                          *(("teacher", teacher) for teacher in teachers)]:
+        leak = holdout_leak(earlier, config)
+        if leak:
+            err_console.print(f"Note: {flag} {earlier}: {leak}; give this run the earlier run's --seed and "
+                              "validation settings, or --set validation=publictest.", highlight=False)
     dataset = load_dataset(data, format=data_format)
     command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     # A resumed or finished run keeps the settings it started with, except those that act after training.

@@ -36,12 +36,19 @@ class TrainConfig:
         "statistics recomputed on the un-augmented training images, replaces the best epoch's model only if that "
         "lowers the validation loss"
     )
+    teachers: tuple[str, ...] = option(
+        (), "knowledge distillation: saved models (comma-separated) whose averaged predictions, mirrored view "
+        "included, are mixed into the training targets; empty: off"
+    )
+    teacher_weight: float = option(0.5, "share of the teachers' probabilities in each training target; the rest "
+                                        "is the one-hot label")
     seed: int = option(0, "seed for the split, initialisation, shuffling and augmentation")
     steps_per_execution: int = option(
         1, "gradient steps per compiled call: more saves Python round trips on a fast GPU, results are the same"
     )
 
     def __post_init__(self):
+        self.teachers = tuple(self.teachers)  # a run's state.json gives a list back
         if self.epochs < 1 or self.batch_size < 1 or self.steps_per_execution < 1:
             raise ValueError("epochs, batch_size and steps_per_execution must be at least 1")
         if not 0 < self.validation_fraction < 1:
@@ -54,6 +61,8 @@ class TrainConfig:
             raise ValueError("warmup_epochs and weight_decay must not be negative")
         if self.average_last_epochs == 1 or not 0 <= self.average_last_epochs <= self.epochs:
             raise ValueError("average_last_epochs must be 0 (off) or between 2 and epochs")
+        if not 0 <= self.teacher_weight <= 1:
+            raise ValueError("teacher_weight must be in [0, 1]")
         if not 0 <= self.seed < 2**32:  # what every random generator behind it accepts
             raise ValueError("seed must be a whole number from 0 to 4294967295")
         if not (0 <= self.shift < 1 and 0 <= self.zoom < 1 and 0 <= self.rotation <= 180):

@@ -26,6 +26,7 @@ from .checkpoints import CheckpointStore
 from .config import AFTER_TRAINING, TrainConfig
 from .data import split_for_training
 from .devices import configure_cpu_devices
+from .distillation import check_same_teachers, distillation_targets, teacher_record
 from .initialisation import chain_history, check_init_from, copy_into, load_donor
 from .recalibration import recalibrate_if_better
 from .report import write_curves, write_history
@@ -257,6 +258,14 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
     out_dir.mkdir(parents=True, exist_ok=True)
     donor = load_donor(init_from) if init_from is not None else None  # outside the scope: not one per replica
+    targets, distillation = None, state.get("distillation") if state is not None else None
+    if config.teachers and not finish and (state is None or state["epoch"] < config.epochs):
+        teachers = teacher_record(config.teachers)
+        if state is not None:
+            check_same_teachers((distillation or {}).get("teachers"), teachers, out_dir)
+        targets, summary = distillation_targets(config.teachers, x_train, y_train, dataset.class_names,
+                                                config.teacher_weight, dataset.source)
+        distillation = {"teachers": teachers, **summary}
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if state is not None:
@@ -290,7 +299,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             store.save(train_model, base, epoch + 1, history, config.as_dict(),
                        {"model": model_name, "model_options": dataclasses.asdict(options), "command": command,
                         "resume_commands": list(resume_commands), "changed_after_training": changed or None,
-                        "data": data,
+                        "data": data, "distillation": distillation,
                         "environment": environment, "initialisation": initialisation},
                        average=average)
 
@@ -300,7 +309,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     environment = _environment(strategy)
     display = TrainingProgress(config.epochs, steps_per_epoch) if progress else None
     callbacks = [Checkpoint(), *([display] if display is not None else []), *extra_callbacks]
-    y_train_1h = keras.utils.to_categorical(y_train, num_classes)
+    y_train_1h = keras.utils.to_categorical(y_train, num_classes) if targets is None else targets
     y_val_1h = keras.utils.to_categorical(y_val, num_classes)
     if initial_epoch < config.epochs and not finish:
         try:
@@ -345,6 +354,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "finish_command": finish_command,
         "changed_after_training": changed or None,  # settings a --resume / --finish changed (AFTER_TRAINING)
         "initialisation": initialisation,
+        "distillation": distillation,  # the teachers and what they scored on the training images
         # Where the epochs ran: a run trained on a GPU machine and finished here keeps the GPU's environment.
         "environment": final_state.get("environment", environment) if finish else environment,
         "finish_environment": environment if finish else None,
