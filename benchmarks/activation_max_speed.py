@@ -49,7 +49,7 @@ def _build(layer_name: str):
 
     keras.utils.set_random_seed(0)
     model = Cnn().build((48, 48, 1), 7, CnnOptions())
-    return model, inspect_model(model), feature_model(model, model.get_layer(layer_name))
+    return model, inspect_model(model), feature_model(model, layer_name)
 
 
 def _minimal_loop(features):
@@ -92,7 +92,7 @@ def worker_ours_vs_minimal(layer_name: str, steps: int, count: int, repeats: int
 
     def ours(optimiser=None):
         """What the explainer runs: build and trace the optimiser (when new), measure, ascend, measure."""
-        optimiser = optimiser or ascent_optimiser(model, layer, features, adapter)
+        optimiser = optimiser or ascent_optimiser(model, layer_name, features, adapter)
         optimise(start, filters, steps, defaults.learning_rate, defaults.l2, defaults.total_variation,
                  defaults.jitter, 0, optimiser)
 
@@ -104,7 +104,7 @@ def worker_ours_vs_minimal(layer_name: str, steps: int, count: int, repeats: int
         minimal(x0, onehot, tf.constant(steps), tf.constant(1.0)).numpy()
 
     result = {"cold_ours": _timed(ours), "cold_minimal": _timed(base)}
-    explainer = ascent_optimiser(model, layer, features, adapter)
+    explainer = ascent_optimiser(model, layer_name, features, adapter)
     # Ablations: without folding batch norm (one-filter head only), and with neither (full layer output).
     unfolded = make_optimiser(features, adapter, filter_head(model, layer))
     full_layer = make_optimiser(features, adapter, None)

@@ -51,8 +51,10 @@ from typing import Literal
 
 from xai_fer.errors import UserError
 from xai_fer.explain.artifact import Artifact
+from xai_fer.explain.gradients import check_differentiable
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
+from xai_fer.models.introspect import get_layer_path, layer_output_model
 from xai_fer.options import option
 
 NOISE_STD = 0.1  # noise seed: mid-grey + N(0, 0.1) on the [0, 1] scale (about +-25 grey levels)
@@ -127,7 +129,7 @@ def default_layer(model, info) -> str:
     every one is 1x1): deep enough for composite patterns, shallow enough to stay readable at 48x48."""
     candidates = []
     for name in info.conv_layers:
-        kernel = getattr(model.get_layer(name), "kernel_size", (3, 3)) if model is not None else (3, 3)
+        kernel = getattr(get_layer_path(model, name), "kernel_size", (3, 3)) if model is not None else (3, 3)
         if max(kernel) > 1:
             candidates.append(name)
     candidates = candidates or list(info.conv_layers)
@@ -146,18 +148,19 @@ def _check_layer_name(info, name: str) -> None:
 
 
 def _resolve_layer(model, info, name: str | None):
+    """(name, layer): ``name`` may be ``submodel/layer`` for a conv layer inside a nested backbone."""
     _require_conv_layers(info)
     if name is None:
         name = default_layer(model, info)
     try:
-        layer = model.get_layer(name)
+        layer = get_layer_path(model, name)
     except ValueError:
         raise UserError(f"unknown layer {name!r} in model {info.name!r}",
                         _valid_hint(name, info.conv_layers)) from None
     if name not in info.conv_layers:
         raise UserError(f"layer {name!r} is a {type(layer).__name__} layer, not a conv layer",
                         _valid_hint(name, info.conv_layers))
-    return layer
+    return name, layer
 
 
 def _resolve_filters(options: ActivationMaxOptions, layer_name: str, count: int) -> list[int]:
@@ -211,16 +214,14 @@ def _seed_image(context, options: ActivationMaxOptions, data_shape) -> tuple[np.
 # The compiled optimisation.
 
 
-def feature_model(model, layer):
-    """The model cut at ``layer``'s output (works for top-level layers of functional and Sequential models)."""
-    import keras
-
+def feature_model(model, name: str):
+    """The model cut at the output of layer ``name`` (top-level, or ``submodel/layer`` in a nested model)."""
     try:
-        output = layer.output
+        return layer_output_model(model, name, name=f"{model.name}_{name.replace('/', '_')}_features")
     except (AttributeError, ValueError) as exc:  # e.g. a layer shared between several places
-        raise UserError(f"cannot take the output of layer {layer.name!r}: {exc}",
-                        "pick a conv layer that is used once, at the top level of the model") from None
-    return keras.Model(model.inputs[0], output, name=f"{model.name}_{layer.name}_features")
+        raise UserError(f"cannot take the output of layer {name!r}: {exc}",
+                        "pick a conv layer that is used once, at the top level of the model or of a "
+                        "sub-model called once") from None
 
 
 _ELEMENTWISE = {"linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "sigmoid",
@@ -251,7 +252,10 @@ def filter_head(model, layer):
         return None
     trunk = None
     if source is not model.inputs[0]:
-        trunk = keras.Model(model.inputs[0], source, name=f"{model.name}_{layer.name}_trunk")
+        try:
+            trunk = keras.Model(model.inputs[0], source, name=f"{model.name}_{layer.name}_trunk")
+        except ValueError:  # the layer sits in a nested sub-model: its input is not in this graph
+            return None
     padding, stride = config["padding"].upper(), [1, strides[0], strides[1], 1]
     bias = layer.bias if layer.use_bias else None
 
@@ -308,7 +312,7 @@ def make_optimiser(features, adapter, head=None, ascent=None):
     count = int(features.outputs[0].shape[-1])
 
     def scores(v, picked, model=features):
-        activation = model(adapter(v * 255.0), training=False)
+        activation = tf.cast(model(adapter(v * 255.0), training=False), tf.float32)  # float16 under mixed precision
         return tf.reduce_sum(tf.reduce_mean(activation, axis=[1, 2]) * tf.one_hot(picked, count), axis=-1)
 
     def objective(v, picked):
@@ -364,7 +368,8 @@ def make_forward(features, adapter):
 
     @tf.function(reduce_retracing=True)
     def forward(x, picked):
-        return tf.gather(tf.reduce_mean(features(adapter(x), training=False), axis=[1, 2]), picked, axis=1)
+        activation = tf.cast(features(adapter(x), training=False), tf.float32)
+        return tf.gather(tf.reduce_mean(activation, axis=[1, 2]), picked, axis=1)
 
     return forward
 
@@ -391,24 +396,27 @@ def data_maxima(features, context, filters, limit: int = 0, forward=None) -> tup
     return best, where, total
 
 
-def ascent_optimiser(model, layer, features, adapter):
-    """The optimiser activation-max runs for ``layer``: batch norm folded into the convolutions where that
-    gives the same outputs (checked on two noise images of the adapter's data shape), and the one-filter head."""
+def ascent_optimiser(model, name: str, features, adapter):
+    """The optimiser activation-max runs for layer ``name``: batch norm folded into the convolutions where that
+    gives the same outputs (checked on two noise images of the adapter's data shape), and the one-filter head.
+    A layer inside a nested sub-model gets the plain objective through ``features``."""
     from xai_fer.models.fold import fold_batch_norm
 
+    if "/" in name:
+        return make_optimiser(features, adapter)
     noise = np.random.default_rng(0).uniform(0, 255, (2, *adapter.data_shape)).astype(np.float32)
     ascent = fold_batch_norm(features, check_input=np.asarray(adapter(noise)))
     source = ascent or model
-    return make_optimiser(features, adapter, filter_head(source, source.get_layer(layer.name)), ascent)
+    return make_optimiser(features, adapter, filter_head(source, source.get_layer(name)), ascent)
 
 
-def compiled(context, layer):
-    """Feature model and compiled functions for one layer, built once per context (no retracing when the
+def compiled(context, name: str):
+    """Feature model and compiled functions for layer ``name``, built once per context (no retracing when the
     same run explains the layer again)."""
-    key = ("activation-max", layer.name)
+    key = ("activation-max", name)
     if key not in context._cache:
-        features = feature_model(context.model, layer)
-        optimiser = ascent_optimiser(context.model, layer, features, context.adapter)
+        features = feature_model(context.model, name)
+        optimiser = ascent_optimiser(context.model, name, features, context.adapter)
         context._cache[key] = (features, optimiser, make_forward(features, context.adapter))
     return context._cache[key]
 
@@ -462,6 +470,7 @@ class ActivationMax:
 
     def validate(self, info, options: ActivationMaxOptions) -> None:
         _require_conv_layers(info)
+        check_differentiable(info, "activation-max")
         if options.layer is not None:
             _check_layer_name(info, options.layer)
         if options.image_file and not Path(options.image_file).expanduser().is_file():
@@ -473,19 +482,19 @@ class ActivationMax:
         self._resolve(context, options)
 
     def _resolve(self, context, options: ActivationMaxOptions):
-        layer = _resolve_layer(context.model, context.info, options.layer)
-        features, optimiser, forward = compiled(context, layer)  # cached: built once per run
-        filters = _resolve_filters(options, layer.name, int(features.outputs[0].shape[-1]))
+        name, layer = _resolve_layer(context.model, context.info, options.layer)
+        features, optimiser, forward = compiled(context, name)  # cached: built once per run
+        filters = _resolve_filters(options, name, int(features.outputs[0].shape[-1]))
         if options.seed_from == "image" and not options.image_file:
             index = options.image_index or 0
             if index >= len(context.dataset):
                 raise UserError(f"image_index {index} is out of range: the data has {len(context.dataset)} images",
                                 f"use 0-{len(context.dataset) - 1}")
-        return layer, features, optimiser, forward, filters
+        return name, layer, features, optimiser, forward, filters
 
     def explain(self, context, options: ActivationMaxOptions) -> Artifact:
         adapter = context.adapter
-        layer, features, optimiser, forward, filters = self._resolve(context, options)
+        name, layer, features, optimiser, forward, filters = self._resolve(context, options)
         count = int(features.outputs[0].shape[-1])
         data_shape = tuple(int(d) for d in adapter.data_shape)
         start, seed_info = _seed_image(context, options, data_shape)
@@ -504,7 +513,7 @@ class ActivationMax:
         if options.seed_from == "image":
             label = f"seed: row {seed_info['image_index']}" if "image_index" in seed_info else "seed: file"
             seed_panel = (start * 255.0, label)
-        figure = grid_figure(images, filters_sorted, after, layer.name, options.columns, seed_panel)
+        figure = grid_figure(images, filters_sorted, after, name, options.columns, seed_panel)
 
         rows = []
         for f, a, b, m, mi in zip(filters_sorted, after, before, natural, natural_index, strict=True):
@@ -524,7 +533,7 @@ class ActivationMax:
             arrays["seed_image"] = start[..., 0] * 255.0 if squeeze else start * 255.0
         summary = {
             "explainer": self.name,
-            "layer": layer.name,
+            "layer": name,
             "layer_type": type(layer).__name__,
             "layer_filters": count,
             "layer_default": options.layer is None,

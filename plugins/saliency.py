@@ -14,7 +14,7 @@ from typing import Literal
 
 from xai_fer.errors import UserError
 from xai_fer.explain.artifact import Artifact
-from xai_fer.explain.gradients import input_gradients, saliency_maps, threshold_masks
+from xai_fer.explain.gradients import check_differentiable, input_gradients, saliency_maps, threshold_masks
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
 from xai_fer.options import option
@@ -170,6 +170,7 @@ class Saliency:
     Options = SaliencyOptions
 
     def validate(self, info, options: SaliencyOptions) -> None:
+        check_differentiable(info, "saliency")
         if options.target.isdigit() and int(options.target) >= info.num_classes:
             raise UserError(f"saliency: target class {options.target} does not exist",
                             f"the model has {info.num_classes} classes: use 0..{info.num_classes - 1}")

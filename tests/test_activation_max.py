@@ -199,7 +199,7 @@ def test_one_filter_head_matches_the_layer(build, layer):
     model = build()
     picked = tf.constant([3, 0, 1], tf.int32)
     x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (3, *model.inputs[0].shape[1:])).astype(np.float32))
-    full = tf.function(feature_model(model, model.get_layer(layer)))(x).numpy()
+    full = tf.function(feature_model(model, layer))(x).numpy()
     got = tf.function(filter_head(model, model.get_layer(layer)))(x, picked).numpy()
     np.testing.assert_allclose(got, np.stack([full[i, ..., f] for i, f in enumerate(picked.numpy())]), atol=1e-5)
 
@@ -210,7 +210,7 @@ def test_full_layer_objective_gives_the_same_ascent(residual, residual_context):
     from xai_fer_plugins.activation_max import make_optimiser, optimise
 
     layer = residual.get_layer("shortcut_1x1_s2")
-    features = feature_model(residual, layer)
+    features = feature_model(residual, layer.name)
     start = np.random.default_rng(0).uniform(0.3, 0.7, (48, 48, 1)).astype(np.float32)
     results = [optimise(start, [0, 5], 10, 0.05, 0.05, 1.0, 1, 0,
                         make_optimiser(features, residual_context.adapter, head))

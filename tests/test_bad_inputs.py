@@ -198,9 +198,10 @@ CASES = [
          explainers=AM, options={"activation-max": {"layer": "out"}}),
     Case("nan-option", "option activation-max.l2: expected a finite number, got 'nan'", explainers=AM,
          options={"activation-max": {"l2": "nan"}}),
-    Case("saliency-label-beyond-the-model", "saliency: labels go up to 6 but the model has 3 classes (0..2)",
+    Case("saliency-label-beyond-the-model", "saliency: labels go up to 6 (Neutral) but the model has 3 classes (0..2)",
          model="three_classes.keras", explainers=("saliency",), options={"saliency": {"target": "true"}}),
-    Case("saliency-per-class-label-beyond-the-model", "saliency: labels go up to 6 but the model has 3 classes",
+    Case("saliency-per-class-label-beyond-the-model",
+         "saliency: labels go up to 6 (Neutral) but the model has 3 classes",
          model="three_classes.keras", explainers=("saliency",)),
     Case("negative-seed", "--seed -1 is out of range", seed=-1),
     # output

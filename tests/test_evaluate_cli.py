@@ -52,4 +52,4 @@ def test_labels_the_model_cannot_answer_are_refused(tmp_path):
     three = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")])
     three.save(tmp_path / "three.keras")
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "three.keras"), "--data", str(SAMPLE)])
-    assert result.exit_code == 2 and "labels go up to 6 but the model has 3 classes" in result.output
+    assert result.exit_code == 2 and "labels go up to 6 (Neutral) but the model has 3 classes" in result.output

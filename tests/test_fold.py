@@ -36,7 +36,7 @@ def test_folded_model_gives_the_same_outputs(model, images):
 
 def test_features_cut_at_a_conv_keep_that_convs_batch_norm_out(model, images):
     """The target conv's own batch norm is not part of the feature model: its raw output must stay raw."""
-    features = feature_model(model, model.get_layer("conv_b"))
+    features = feature_model(model, "conv_b")
     folded = fold_batch_norm(features, check_input=images)
     assert set(foldable_pairs(features)) == {"conv_a"}
     np.testing.assert_allclose(folded(images), features(images), rtol=1e-4, atol=1e-5)
@@ -63,7 +63,7 @@ def test_the_original_model_is_left_untouched(model, images):
     fold_batch_norm(model, check_input=images)
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
     np.testing.assert_array_equal(model(images), before)
-    feature_model(model, model.get_layer("conv_top"))  # still one inbound node per layer: .output works
+    feature_model(model, "conv_top")  # still one inbound node per layer: .output works
 
 
 def test_the_study_cnn_folds_under_activation_maxs_default_layer():
@@ -71,7 +71,7 @@ def test_the_study_cnn_folds_under_activation_maxs_default_layer():
     from xai_fer_plugins.cnn import Cnn, CnnOptions
 
     cnn = Cnn().build((48, 48, 1), 7, CnnOptions())
-    features = feature_model(cnn, cnn.get_layer("block2_conv2"))
+    features = feature_model(cnn, "block2_conv2")
     assert set(foldable_pairs(features)) == {"block1_conv1", "block1_conv2", "block1_conv3", "block2_conv1"}
     noise = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32)
     assert fold_batch_norm(features, check_input=noise) is not None

@@ -37,7 +37,11 @@ def class_name_tuple(source, names, hint: str = "") -> tuple[str, ...]:
     if not texts or len(values) == 0:
         raise UserError(f"{source}: class names must be a list of strings, got {values.dtype} {values.shape}",
                         hint or "store them as an array of strings, one per class")
-    return tuple(v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in values.tolist())
+    result = tuple(v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in values.tolist())
+    repeated = sorted({name for name in result if result.count(name) > 1})
+    if repeated:  # per-class results are keyed by name: a repeated one would silently merge two classes
+        raise UserError(f"{source}: class name {repeated[0]!r} is given twice", hint or "give every class its own name")
+    return result
 
 
 def per_image_codes(source, values, key: str, rows: int, stop: int, hint: str = "") -> np.ndarray | None:
@@ -111,6 +115,32 @@ class Dataset:
             ids=pick(self.ids),
             usage=pick(self.usage),
         )
+
+    def put_on_255_scale(self, chunk: int = 4096) -> None:
+        """Put the pixels on the 0-255 scale every input adapter assumes: float images on a 0-1 scale are
+        multiplied by 255, 16-bit ones scaled down (as the image-folder loader does for 16-bit PNGs); other
+        ranges (negative, standardised pixels; floats above 255) are refused, as no scaling recovers them.
+        Decided on the whole source, before a split is picked, so every split is scaled alike."""
+        images = self.images
+        if images.dtype == np.uint8 or not len(images):
+            return
+        if images.dtype.kind not in "uif":
+            raise UserError(f"{self.source}: images must be numeric pixels, got {images.dtype}",
+                            "store pixels as integers 0-255 (or floats 0-1)")
+        finite = [block[np.isfinite(block)] for start in range(0, len(images), chunk)
+                  for block in [images[start:start + chunk]]]  # NaN and inf are check_finite's to report
+        finite = [block for block in finite if block.size]
+        if not finite:
+            return
+        low, high = min(float(b.min()) for b in finite), max(float(b.max()) for b in finite)
+        if low < 0 or (images.dtype.kind == "f" and high > 255) or high > 65535:
+            raise UserError(f"{self.source}: pixel values run from {low:g} to {high:g}, not 0-255",
+                            "store raw pixels (integers 0-255, 16-bit integers, or floats 0-1), not standardised "
+                            "ones: xai-fer applies each model's own scaling")
+        if images.dtype.kind == "f" and high <= 1.0:
+            self.images = images.astype(np.float32) * np.float32(255.0)
+        elif high > 255:
+            self.images = (images.astype(np.float32) * np.float32(255.0 / 65535.0)).astype(np.float32)
 
     def check_finite(self, chunk: int = 1024) -> None:
         """Refuse float images holding NaN or infinite pixels: no scaling gives them a meaning, and a model's

@@ -34,6 +34,7 @@ def load_dataset(source: str | Path, split: str | None = None, format: str | Non
                         "drop --format to detect the format, or pick the right one" if format is not None
                         else "check the file can be read") from None
     dataset.format = loader.name
+    dataset.put_on_255_scale()
     dataset = dataset.select_split(split)
     dataset.check_finite()
     return dataset

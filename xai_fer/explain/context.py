@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..data import Dataset
+from ..data import FER2013_CLASSES, Dataset
 from ..errors import UserError
 from ..models.adapt import InputAdapter
 from ..models.introspect import ModelInfo, logits_model
@@ -116,7 +116,12 @@ class ExplainContext:
             return
         k, top = self.info.num_classes, int(np.max(labels))
         if int(np.min(labels)) < 0 or top >= k:
-            raise UserError(f"{who}: labels go up to {top} but the model has {k} classes (0..{k - 1})", hint)
+            names = self.dataset.class_names
+            named = f" ({names[top]})" if 0 <= top < len(names) else ""
+            if self.dataset.format == "image-folder" and set(names) <= set(FER2013_CLASSES):
+                hint = ("folders named after FER2013 classes keep FER2013's label indices (0-6); for a model of "
+                        "other classes, save the images as an .npz with labels and class_names in its order")
+            raise UserError(f"{who}: labels go up to {top}{named} but the model has {k} classes (0..{k - 1})", hint)
 
 
 def _are_probabilities(scores: np.ndarray) -> bool:

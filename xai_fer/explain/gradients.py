@@ -13,10 +13,26 @@ from __future__ import annotations
 
 import weakref
 
+from xai_fer.errors import UserError
 from xai_fer.lazy import np
 
 # model -> {softmax flag -> compiled function}; weak so that a discarded model frees its traced graph.
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def check_differentiable(info, who: str) -> None:
+    """Refuse, in one line, what gradient explainers cannot do: run under another Keras backend than
+    TensorFlow (the compiled gradients are TensorFlow's), or differentiate a model whose input is cast to
+    integers (``Input(dtype="uint8")``: no gradient flows back through the cast, every map would be empty)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise UserError(f"{who} needs Keras' TensorFlow backend, and KERAS_BACKEND is {keras.backend.backend()!r}",
+                        "unset KERAS_BACKEND (or set it to tensorflow) to explain; training may use JAX")
+    if not info.input_dtype.startswith(("float", "bfloat")):
+        raise UserError(f"{who}: model {info.name!r} takes {info.input_dtype} input, and no gradient flows back "
+                        "through the cast to it", "save the model with a float32 Input to explain it with "
+                        "gradients (the other explainers work as it is)")
 
 
 def _compiled_gradient(model, softmax: bool):

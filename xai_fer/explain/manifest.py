@@ -29,7 +29,7 @@ def versions() -> dict:
         import tensorflow
 
         found["tensorflow"] = tensorflow.__version__
-    except ImportError:  # a JAX-only install can still explain
+    except ImportError:  # a JAX-only install can still explain with the confusion explainer (no gradients)
         pass
     return found
 

@@ -32,9 +32,19 @@ class InputAdapter:
 
     def __post_init__(self):
         data_c, model_c = self.data_shape[-1], self.model_shape[-1]
-        if data_c != model_c and 1 not in (data_c, model_c):
-            raise UserError(f"data has {data_c} channels but the model expects {model_c}",
-                            "use 1- or 3-channel images matching the model")
+        # Gray and RGB convert into each other; any other pair (RGBA, gray+alpha, a channels-first layout read
+        # as 48 channels) has no meaningful conversion.
+        if data_c != model_c and {data_c, model_c} != {1, 3}:
+            raise UserError(f"data has {data_c} channels but the model expects {model_c}", self._channel_hint())
+
+    def _channel_hint(self) -> str:
+        for what, shape in (("images", self.data_shape), ("model", self.model_shape)):
+            if shape[0] in (1, 3) and shape[-1] > 4:  # (C, H, W) read as (H, W, C)
+                fix = ("transpose them to (N, H, W, C)" if what == "images"
+                       else "save a channels-last model (input (H, W, C))")
+                shown = "x".join(map(str, shape))
+                return f"the {what} look channels-first ({shown}): xai-fer works channels-last; {fix}"
+        return "use images with the model's channel count (gray and RGB are converted into each other)"
 
     def describe(self) -> dict:
         return {

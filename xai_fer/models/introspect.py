@@ -8,6 +8,7 @@ from ..errors import UserError
 
 CONV_TYPES = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose")
 _SCALING_LAYERS = ("Rescaling", "Normalization")
+_SOFTMAXES = ("softmax", "log_softmax")
 # Layers that may precede a model's own input scaling without computing anything from the pixels' scale.
 _PASS_THROUGH = ("InputLayer", "Resizing", "CenterCrop", "Cropping2D", "ZeroPadding2D", "Reshape", "Permute")
 
@@ -24,6 +25,7 @@ class ModelInfo:
     parameters: int = 0
     layer_count: int = 0
     scales_its_input: bool = False
+    input_dtype: str = "float32"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -37,7 +39,11 @@ def _activation_name(layer) -> str | None:
 
 
 def _check_io(model) -> None:
-    inputs, outputs = list(model.inputs or []), list(model.outputs or [])
+    try:
+        inputs, outputs = list(model.inputs or []), list(model.outputs or [])
+    except (AttributeError, ValueError):  # a Sequential model saved before it was built has no inputs yet
+        raise UserError(f"model {model.name!r} was saved before it was built, so it has no input shape",
+                        "build it (model.build((None, H, W, C)), or call it on a batch) and save it again") from None
     if len(inputs) != 1:
         raise UserError(f"model {model.name!r} has {len(inputs)} inputs", "xai-fer explains single-image models")
     if len(outputs) != 1:
@@ -77,23 +83,26 @@ def _output_activation(last) -> tuple[str, str | None, bool]:
     kind = type(last).__name__
     # keras.layers.Softmax has no `activation` attribute: it is a separate softmax all the same.
     activation = "softmax" if kind == "Softmax" else _activation_name(last) or "linear"
-    separate = kind in ("Activation", "Softmax") and activation == "softmax"
-    return activation, last.name if activation == "softmax" else None, separate
+    # A log-softmax output is log-probabilities: its pre-softmax scores are taken off the same way.
+    strips = activation in _SOFTMAXES
+    return activation, last.name if strips else None, kind in ("Activation", "Softmax") and strips
 
 
 def _scales_its_input(layers) -> bool:
-    """Whether a Rescaling or Normalization layer comes before the first layer that computes features.
-    Augmentation (RandomFlip, ...), resizing and cropping may come first; nested models are looked into."""
+    """Whether a Rescaling or Normalization layer made for 0-255 pixels comes before the first layer that
+    computes features. Augmentation (RandomFlip, ...), resizing and cropping may come first; nested models are
+    looked into."""
     return _first_scaling(layers) is True
 
 
 def _first_scaling(layers) -> bool | None:
-    """True when a scaling layer comes first, False when a layer that computes features does, None when every
-    layer only passes the pixels on (then the layers after this block decide)."""
+    """True when a scaling layer for 0-255 pixels comes first, False when a layer that computes features (or a
+    scaling layer for 0-1 pixels) does, None when every layer only passes the pixels on (then the layers after
+    this block decide)."""
     for layer in layers:
         kind = type(layer).__name__
         if kind in _SCALING_LAYERS:
-            return True
+            return _takes_raw_pixels(layer)
         if hasattr(layer, "layers"):  # a nested Sequential/Functional: an augmentation block, or the backbone
             found = _first_scaling(layer.layers)
             if found is not None:
@@ -101,6 +110,21 @@ def _first_scaling(layers) -> bool | None:
         elif not (kind in _PASS_THROUGH or kind.startswith("Random")):
             return False
     return None
+
+
+def _takes_raw_pixels(layer) -> bool:
+    """Whether a scaling layer was made for 0-255 pixels: a Rescaling by a small factor (1/255, 1/127.5), or a
+    Normalization whose mean lies beyond the 0-1 range. ``Rescaling(2, offset=-1)`` or a Normalization
+    adapted on pixels / 255 expect 0-1 input. When the numbers can't be read, 0-255 (the common case)."""
+    import numpy as np
+
+    try:
+        if type(layer).__name__ == "Rescaling":
+            return float(np.max(np.abs(np.asarray(layer.scale, dtype=np.float64)))) < 0.1
+        mean = getattr(layer, "mean", None)
+        return mean is None or float(np.max(np.abs(np.asarray(mean, dtype=np.float64)))) > 2.0
+    except (TypeError, ValueError):
+        return True
 
 
 def inspect_model(model) -> ModelInfo:
@@ -114,11 +138,47 @@ def inspect_model(model) -> ModelInfo:
         output_activation=activation,
         softmax_layer=softmax_layer,
         softmax_is_separate_layer=separate,
-        conv_layers=[layer.name for layer in layers if type(layer).__name__ in CONV_TYPES],
+        conv_layers=conv_layer_paths(model),
         parameters=int(model.count_params()),
         layer_count=len(layers),
         scales_its_input=_scales_its_input(layers),
+        input_dtype=str(getattr(model.inputs[0], "dtype", "float32")),
     )
+
+
+def conv_layer_paths(model, prefix: str = "") -> list[str]:
+    """The conv layers of ``model`` in order, those of a nested sub-model (a backbone called once, as in
+    transfer learning) named ``submodel/layer``."""
+    paths = []
+    for layer in model.layers:
+        if type(layer).__name__ in CONV_TYPES:
+            paths.append(prefix + layer.name)
+        elif _is_nested_model(layer):
+            paths.extend(conv_layer_paths(layer, f"{prefix}{layer.name}/"))
+    return paths
+
+
+def get_layer_path(model, path: str):
+    """The layer named ``path`` (``submodel/layer`` for a nested one); ValueError when there is none."""
+    for part in path.split("/"):
+        model = model.get_layer(part)
+    return model
+
+
+def layer_output_model(model, path: str, name: str | None = None):
+    """A model from ``model``'s input to the output of the layer at ``path``: for a nested layer, the outer
+    layers up to the sub-model, then the sub-model cut at its layer (as ``logits_model`` does for heads)."""
+    import keras
+
+    first, _, rest = path.partition("/")
+    layer = model.get_layer(first)
+    if rest:
+        inner = layer_output_model(layer, rest)
+        feeding = layer._inbound_nodes[0].input_tensors  # the tensors this model feeds into the sub-model
+        output = inner(feeding[0] if len(feeding) == 1 else feeding)
+    else:
+        output = layer.output
+    return keras.Model(model.inputs[0], output, name=name)
 
 
 def logits_model(model, info: ModelInfo | _Head):

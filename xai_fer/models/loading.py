@@ -67,6 +67,23 @@ def load_model(path: str | Path, unsafe: bool = False):
                             "rerun with --unsafe only if you trust where the file came from") from None
         if isinstance(exc, (zipfile.BadZipFile, EOFError)) or "truncated" in text.lower():
             raise UserError(f"{path} is truncated or corrupt ({text})", "copy or export the model again") from None
+        missing = _missing_class(str(exc))
+        if missing:
+            raise UserError(f"could not load {path}: it uses {missing}, which is not registered here",
+                            "import the code that defines it and register it with "
+                            "keras.saving.register_keras_serializable") from None
         raise UserError(f"could not load {path}: {text}",
-                        "custom layers must be registered (keras.saving.register_keras_serializable)") from None
+                        "the file may come from an incompatible Keras version: load it where it was made and "
+                        f"{_RESAVE}") from None
     return model
+
+
+def _missing_class(message: str) -> str | None:
+    """The custom layer or function Keras could not find, named in one of the lines of its error (the first line of a
+    nested-model error only says that the model could not be deserialised)."""
+    import re
+
+    found = re.search(r"Could not locate (?:class|function) '([^']+)'|Unknown (?:layer|object): '?([\w.]+)", message)
+    if not found:
+        return None
+    return f"the custom object {next(group for group in found.groups() if group)!r}"

@@ -1,0 +1,219 @@
+"""Models and data as users bring them, beyond the common shapes: integer or mixed-precision inputs, channel
+layouts, pixel scales, scaling layers made for 0-1 pixels, nested backbones, log-softmax outputs, models that
+cannot load or were never built. Each either works or is refused in one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from fixtures import sample_images, write_image_folder, write_npz
+from keras import layers
+from typer.testing import CliRunner
+
+from xai_fer.cli import app
+from xai_fer.data import FER2013_CLASSES, Dataset, load_dataset
+from xai_fer.errors import UserError
+from xai_fer.explain.pipeline import build_context, run_explainers
+from xai_fer.models.introspect import inspect_model, layer_output_model, logits_model
+from xai_fer.models.loading import load_model
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_line_error(*args) -> str:
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 3, result.output
+    return " ".join(result.output.split())
+
+
+def small_convnet(inputs, x, classes=7, name="user"):
+    x = layers.Conv2D(4, 3, activation="relu", name="conv_a")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(classes, activation="softmax", name="out")(x), name=name)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_npz(tmp_path / "data.npz", sample_images(14)[..., None], np.arange(14) % 7)
+
+
+def test_a_uint8_input_model_is_explained_without_gradients_and_refused_with_them(tmp_path, data):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1), dtype="uint8")
+    model = small_convnet(inputs, layers.Rescaling(1 / 255)(inputs), name="uint8_input")
+    model.save(tmp_path / "u8.keras")
+
+    result = invoke("explain", tmp_path / "u8.keras", "--data", data, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "report" / "manifest.json").read_text())
+    assert list(manifest["explainers"]) == ["confusion"]
+    assert "takes uint8 input" in manifest["skipped"]["saliency"]
+    assert "saliency: model 'uint8_input' takes uint8 input" in one_line_error(
+        "explain", tmp_path / "u8.keras", "--data", data, "-e", "saliency", "--out", tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+
+
+def test_gradient_explainers_name_the_backend_they_need(monkeypatch):
+    from xai_fer.explain.gradients import check_differentiable
+
+    inputs = keras.Input((48, 48, 1))
+    info = inspect_model(small_convnet(inputs, inputs))
+    check_differentiable(info, "saliency")
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(UserError, match="saliency needs Keras' TensorFlow backend, and KERAS_BACKEND is 'jax'"):
+        check_differentiable(info, "saliency")
+
+
+def test_activation_max_runs_on_a_mixed_precision_model(tiny_dataset):
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((48, 48, 1))
+        x = layers.Conv2D(4, 3, activation="relu", name="conv_a")(inputs)
+        x = layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, layers.Dense(7, activation="softmax", dtype="float32")(x))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    artifacts, *_ = run_explainers(model, tiny_dataset, ["activation-max"],
+                                   {"activation-max": {"steps": "3", "first": "2"}})
+    reached = artifacts["activation-max"].summary["filters"]
+    assert len(reached) == 2 and all(np.isfinite(f["activation"]) for f in reached)
+
+
+@pytest.mark.parametrize(("data_shape", "model_shape", "hint"), [
+    ((48, 48, 4), (48, 48, 1), "gray and RGB are converted into each other"),
+    ((1, 48, 48), (48, 48, 1), "the images look channels-first (1x48x48)"),
+    ((48, 48, 1), (1, 48, 48), "the model look channels-first (1x48x48)"),
+])
+def test_channel_counts_that_do_not_convert_are_refused(data_shape, model_shape, hint):
+    from xai_fer.models.adapt import InputAdapter
+
+    with pytest.raises(UserError) as refused:
+        InputAdapter("unit", data_shape, model_shape)
+    assert hint in str(refused.value)
+    InputAdapter("unit", (48, 48, 3), (48, 48, 1))  # RGB data on a gray model: averaged, as documented
+
+
+@pytest.mark.parametrize(("stored", "expected_max"), [
+    (lambda x: x.astype(np.float32) / 255, 255.0),  # floats on a 0-1 scale
+    (lambda x: x.astype(np.uint16) * 257, 255.0),  # 16-bit
+    (lambda x: x.astype(np.float32), 255.0),  # floats already 0-255
+])
+def test_pixels_are_put_on_the_0_255_scale(tmp_path, stored, expected_max):
+    images = sample_images(14)
+    images[0, 0, 0] = 255
+    dataset = load_dataset(write_npz(tmp_path / "d.npz", stored(images), np.arange(14) % 7))
+    np.testing.assert_allclose(dataset.images[..., 0], images, atol=1e-3)
+    assert float(dataset.images.max()) == pytest.approx(expected_max)
+
+
+def test_standardised_pixels_are_refused(tmp_path):
+    images = sample_images(14).astype(np.float32)
+    standardised = (images - images.mean()) / images.std()
+    with pytest.raises(UserError, match="pixel values run from -"):
+        load_dataset(write_npz(tmp_path / "d.npz", standardised, np.arange(14) % 7))
+
+
+def test_a_class_name_given_twice_is_refused(tmp_path):
+    path = write_npz(tmp_path / "d.npz", sample_images(6), np.arange(6) % 3, class_names=["x", "x", "y"])
+    with pytest.raises(UserError, match="class name 'x' is given twice"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize(("scaling_layer", "expected"), [
+    (lambda: layers.Rescaling(1 / 255), "raw"),
+    (lambda: layers.Rescaling(1 / 127.5, offset=-1), "raw"),
+    (lambda: layers.Rescaling(2.0, offset=-1), "unit"),  # made for 0-1 pixels
+    (lambda: layers.Normalization(mean=120.0, variance=3000.0), "raw"),
+    (lambda: layers.Normalization(mean=0.47, variance=0.06), "unit"),  # adapted on pixels / 255
+])
+def test_auto_scaling_reads_what_a_scaling_layer_was_made_for(scaling_layer, expected, tiny_dataset):
+    inputs = keras.Input((48, 48, 1))
+    model = small_convnet(inputs, scaling_layer()(inputs))
+    assert build_context(model, tiny_dataset).adapter.scaling == expected
+
+
+def test_an_unbuilt_sequential_model_is_one_line(tmp_path):
+    model = keras.Sequential([layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(7)], name="unbuilt")
+    model.save(tmp_path / "unbuilt.keras")
+    message = one_line_error("info", tmp_path / "unbuilt.keras")
+    assert "model 'unbuilt' was saved before it was built" in message and "model.build" in message
+
+
+def test_an_unregistered_custom_layer_is_named(tmp_path):
+    class MyScale(layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    inputs = keras.Input((48, 48, 1))
+    model = small_convnet(inputs, MyScale()(inputs))
+    model.save(tmp_path / "custom.keras")
+    with pytest.raises(UserError, match="it uses the custom object '.*MyScale', which is not registered here"):
+        load_model(tmp_path / "custom.keras")
+
+
+def test_a_subset_of_fer_folders_on_a_smaller_model_says_why(tmp_path):
+    images = sample_images(6)
+    root = write_image_folder(tmp_path / "faces", images, np.array([3, 4, 6, 3, 4, 6]))
+    inputs = keras.Input((48, 48, 1))
+    small_convnet(inputs, inputs, classes=3).save(tmp_path / "three.keras")
+    message = one_line_error("evaluate", tmp_path / "three.keras", "--data", root)
+    assert "labels go up to 6 (Neutral) but the model has 3 classes" in message
+    assert "keep FER2013's label indices" in message
+
+
+def backbone_model():
+    """Transfer-learning layout: a functional backbone called once as one layer, then a head."""
+    keras.utils.set_random_seed(4)
+    inner_in = keras.Input((48, 48, 1))
+    y = layers.Conv2D(4, 3, activation="relu", name="inner_a")(inner_in)
+    y = layers.Conv2D(6, 3, activation="relu", name="inner_b")(y)
+    backbone = keras.Model(inner_in, y, name="backbone")
+    inputs = keras.Input((48, 48, 1))
+    x = backbone(layers.Rescaling(1 / 255)(inputs))
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(7, activation="softmax")(x), name="wrapped")
+
+
+def test_conv_layers_of_a_nested_backbone_can_be_visualised(tiny_dataset):
+    model = backbone_model()
+    assert inspect_model(model).conv_layers == ["backbone/inner_a", "backbone/inner_b"]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32)
+    cut = layer_output_model(model, "backbone/inner_b")
+    backbone = model.get_layer("backbone")
+    expected = keras.Model(backbone.inputs, backbone.get_layer("inner_b").output)(x / 255)
+    np.testing.assert_allclose(np.asarray(cut(x)), np.asarray(expected), atol=1e-5)
+
+    artifacts, *_ = run_explainers(model, tiny_dataset, ["activation-max"],
+                                   {"activation-max": {"layer": "backbone/inner_b", "steps": "5", "filters": "1,5"}})
+    summary = artifacts["activation-max"].summary
+    assert summary["layer"] == "backbone/inner_b"
+    assert all(f["activation"] > f["activation_start"] for f in summary["filters"])
+
+
+def test_a_log_softmax_output_gives_probabilities_and_pre_softmax_scores(tiny_dataset):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((48, 48, 1))
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(inputs))
+    logits = layers.Dense(7, name="logits")(x)
+    model = keras.Model(inputs, layers.Activation("log_softmax")(logits))
+    info = inspect_model(model)
+    assert info.output_activation == "log_softmax" and info.softmax_is_separate_layer
+    assert logits_model(model, info).outputs[0].name == model.get_layer("logits").output.name
+    context = build_context(model, tiny_dataset)
+    log_probabilities = np.asarray(model(context.model_inputs()))
+    np.testing.assert_allclose(context.probabilities, np.exp(log_probabilities), atol=1e-5)
+
+
+def test_a_dataset_with_unconvertible_channels_fails_before_work(tmp_path):
+    data = Dataset(images=np.zeros((2, 48, 48, 4), np.uint8), labels=None, class_names=FER2013_CLASSES,
+                   source="rgba")
+    inputs = keras.Input((48, 48, 1))
+    with pytest.raises(UserError, match="data has 4 channels but the model expects 1"):
+        build_context(small_convnet(inputs, inputs), data)
