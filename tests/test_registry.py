@@ -70,10 +70,9 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both():
     class Duplicate:
         @hookimpl
         def register_models(self, register):
-            class Clash:
-                name = "cnn"
+            from xai_fer_plugins.cnn import Cnn
 
-            register(Clash())
+            register(Cnn())  # a complete architecture, under a name a built-in plugin already registers
 
     plugin = Duplicate()
     registry.get_manager().register(plugin, name="clashing-plugin")
@@ -109,7 +108,7 @@ _PACKAGES = {
 
 
 @pytest.mark.parametrize("case, entry_point, message", [
-    ("misnamed-argument", "fake", "plugin 'fake' (from fake-plugin) does not fit xai-fer's hooks"),
+    ("misnamed-argument", "fake", "plugin 'fake' (from fake-plugin) does not fit xai-fer's hooks: Argument(s) {'reg'}"),
     ("hook-name-typo", "fake", "plugin 'fake' does not fit xai-fer's hooks: unknown hook 'register_explainer'"),
     ("raises-on-import", "fake", "plugin 'fake' (from fake-plugin) failed to import: needs a GPU library"),
     # A plugin that fits, so the clash is found whichever package's entry points are read first.
@@ -138,6 +137,9 @@ def test_a_dataset_format_whose_detect_crashes_is_named(tmp_path):
 
         def detect(self, path):
             return open(path).read(1) == "x"  # IsADirectoryError on a folder
+
+        def load(self, path):
+            raise NotImplementedError
 
     class ClumsyPlugin:
         @hookimpl

@@ -139,6 +139,7 @@ def test_auto_scaling_reads_what_a_scaling_layer_was_made_for(scaling_layer, exp
     assert build_context(model, tiny_dataset).adapter.scaling == expected
 
 
+@pytest.mark.filterwarnings("ignore:You are saving a model that has not yet been built")
 def test_an_unbuilt_sequential_model_is_one_line(tmp_path):
     model = keras.Sequential([layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(7)], name="unbuilt")
     model.save(tmp_path / "unbuilt.keras")

@@ -115,7 +115,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for
 
     table = Table(title="xai-fer plugins")
     for column in ("plugin", "package", "version", "models", "explainers", "datasets"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # whole names, also in a pipe (80 columns)
     for info in infos:
         table.add_row(info.name, info.package or "-", info.version or "-",
                       *(", ".join(info.registers.get(kind, [])) for kind in ("models", "explainers", "datasets")))

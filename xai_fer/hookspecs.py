@@ -11,7 +11,7 @@ hookimpl = HookimplMarker("xai_fer")
 @hookspec
 def register_models(register: Callable[[object], None]) -> None:
     """Register model architectures: objects with ``name``, ``description``, an ``Options`` dataclass and
-    ``build(input_shape, num_classes, options) -> keras.Model`` (``plugins/cnn.py`` is one)."""
+    ``build(input_shape, num_classes, options) -> keras.Model`` (``xai_fer_plugins/cnn.py`` is one)."""
 
 
 @hookspec

@@ -6,9 +6,11 @@ third-party plugin takes. Set ``XAI_FER_DISABLE_PLUGINS=1`` to load only the bui
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.metadata as metadata
 import os
+import re
 from dataclasses import dataclass, field
 
 import pluggy
@@ -69,7 +71,10 @@ BROKEN_PLUGIN_HINT = f"fix or uninstall it, or set {DISABLE_ENV}=1 to load only 
 
 
 def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+    if isinstance(exc, pluggy.PluginValidationError) and len(lines) > 1:
+        return lines[-1]  # pluggy's reason ("Argument(s) {...} are declared in the hookimpl but ...") comes last
+    return lines[0]
 
 
 def _distribution_of(manager: pluggy.PluginManager, plugin) -> str | None:
@@ -94,17 +99,54 @@ def reset() -> None:
     _manager = None
 
 
+# What each kind of registered object must have besides its name (``Options`` a dataclass of options).
+_REQUIRED = {"models": ("description", "Options", "build"), "explainers": ("description", "Options", "explain"),
+             "datasets": ("description", "detect", "load")}
+_ARTICLE = {"models": "a model", "explainers": "an explainer", "datasets": "a dataset format"}
+# Names become folder names (an explainer's results), option prefixes (NAME.KEY=VALUE) and command words.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
+
+
+def _check_registered(kind: str, obj, plugin: str) -> str:
+    """The name of ``obj``, registered by ``plugin``, after checking it has what xai-fer will call."""
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        raise UserError(f"plugin {plugin!r} registered {type(obj).__name__} {obj!r:.40} as {_ARTICLE[kind]}, "
+                        "which has no name", f"register objects with a name attribute; {BROKEN_PLUGIN_HINT}")
+    if not _NAME.match(name):
+        raise UserError(f"plugin {plugin!r} registered {_ARTICLE[kind]} named {name!r}: names are letters, "
+                        "digits, '-' and '_', starting with a letter or digit", BROKEN_PLUGIN_HINT)
+    missing = [attribute for attribute in _REQUIRED[kind] if not hasattr(obj, attribute)]
+    if missing:
+        raise UserError(f"plugin {plugin!r} registered {_ARTICLE[kind]} {name!r} without {', '.join(missing)}",
+                        BROKEN_PLUGIN_HINT)
+    options = getattr(obj, "Options", None)
+    if options is not None and not (isinstance(options, type) and dataclasses.is_dataclass(options)):
+        raise UserError(f"plugin {plugin!r} registered {_ARTICLE[kind]} {name!r} whose Options is not a dataclass",
+                        BROKEN_PLUGIN_HINT)
+    return name
+
+
+def _in_call_order(manager: pluggy.PluginManager, kind: str) -> list:
+    """``register_<kind>`` implementations in the order xai-fer uses (also the order formats are detected in):
+    those marked ``tryfirst``, then the built-in plugins, then the others in the order Python finds their
+    packages, then those marked ``trylast``. A third-party format therefore never takes over a file a built-in
+    one reads, unless it asks to with ``tryfirst``."""
+    own = {id(plugin) for plugin, dist in manager.list_plugin_distinfo() if _same(dist.project_name, OWN_DISTRIBUTION)}
+    impls = getattr(manager.hook, f"register_{kind}").get_hookimpls()
+    return [impl for _, impl in sorted(enumerate(impls), key=lambda pair: (
+        0 if pair[1].tryfirst else 2 if pair[1].trylast else 1, id(pair[1].plugin) not in own, pair[0]))]
+
+
 def _collect(kind: str) -> dict[str, tuple[object, str]]:
     """Call ``register_<kind>`` on every plugin, one by one, so each registered object knows its plugin."""
     manager = get_manager()
     found: dict[str, tuple[object, str]] = {}
-    for impl in getattr(manager.hook, f"register_{kind}").get_hookimpls():
+    for impl in _in_call_order(manager, kind):
         plugin_name = impl.plugin_name
 
         def register(obj, _plugin=plugin_name):
-            name = getattr(obj, "name", None)
-            if not isinstance(name, str) or not name:
-                raise UserError(f"plugin {_plugin!r} registered a {kind[:-1]} without a name")
+            name = _check_registered(kind, obj, _plugin)
             if name in found:
                 raise UserError(
                     f"two plugins register the {kind[:-1]} {name!r}: {found[name][1]!r} and {_plugin!r}",
@@ -120,6 +162,36 @@ def _collect(kind: str) -> dict[str, tuple[object, str]]:
             raise UserError(f"plugin {plugin_name!r} failed in register_{kind}: {type(exc).__name__}: "
                             f"{_first_line(exc)}", BROKEN_PLUGIN_HINT) from exc
     return found
+
+
+def provenance(kind: str, name: str) -> dict | None:
+    """Which plugin (and package, version) registered ``name`` (None for a name no plugin registered): kept with
+    results, so that a run that depends on a third-party plugin says which one."""
+    if name not in (found := _collect(kind)):
+        return None
+    plugin = found[name][1]
+    dist = next((d for p, d in get_manager().list_plugin_distinfo() if p is get_manager().get_plugin(plugin)), None)
+    return {"plugin": plugin, "package": dist.project_name if dist else None, "version": dist.version if dist else None}
+
+
+def guarded(kind: str, name: str, action: str, function, *args, **kwargs):
+    """Call a registered object's ``function``. Its UserErrors pass through; any other exception (a bug in the
+    plugin) becomes one line naming the plugin, with the traceback kept for ``--debug``."""
+    try:
+        return function(*args, **kwargs)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise plugin_failure(kind, name, action, exc) from exc
+
+
+def plugin_failure(kind: str, name: str, action: str, exc: Exception) -> UserError:
+    """The one-line error for an unexpected exception ``exc`` raised by registered object ``name``."""
+    owner = provenance(kind, name) or {"plugin": "unknown", "package": None}
+    package = f", package {owner['package']}" if owner["package"] else ""
+    return UserError(f"{kind[:-1]} {name!r} (plugin {owner['plugin']!r}{package}) failed in {action}: "
+                     f"{type(exc).__name__}: {_first_line(exc)}",
+                     f"rerun with --debug for the traceback; {BROKEN_PLUGIN_HINT}")
 
 
 def models() -> dict[str, object]:

@@ -88,12 +88,24 @@ class Dataset:
     usage: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
+        # Checked here, not only in the built-in loaders: a third-party format's mistakes (a list of images,
+        # one-hot labels, usage of another length) must read as one line naming the source, not as an
+        # IndexError deep in an explainer.
+        self.images = np.asarray(self.images)
         if self.images.ndim == 3:
             self.images = self.images[..., None]
         if self.images.ndim != 4:
             raise UserError(f"{self.source}: images must be (N, H, W[, C]), got shape {self.images.shape}")
-        if self.labels is not None and len(self.labels) != len(self.images):
-            raise UserError(f"{self.source}: {len(self.images)} images but {len(self.labels)} labels")
+        rows = len(self.images)
+        if self.labels is not None and len(self.labels) != rows:
+            raise UserError(f"{self.source}: {rows} images but {len(self.labels)} labels")
+        self.labels = per_image_codes(self.source, self.labels, "labels", rows, len(self.class_names))
+        if self.usage is not None:
+            usage = np.asarray(self.usage)
+            if not (usage.dtype.kind in "iu" and usage.shape == (rows,) and usage.size
+                    and MIXED_TEST <= usage.min() and usage.max() < len(SPLITS)):
+                usage = per_image_codes(self.source, usage, "usage", rows, len(SPLITS))  # also reads split names
+            self.usage = usage
 
     def __len__(self) -> int:
         return len(self.images)

@@ -28,11 +28,21 @@ def load_dataset(source: str | Path, split: str | None = None, format: str | Non
         loader = matches[0]
     try:
         dataset = loader.load(path)
+    except UserError:
+        raise
     except OSError as exc:  # e.g. --format fer-csv given a folder, or image-folder given a file
         how = f"the {loader.name} format" + (" (chosen with --format)" if format is not None else "")
-        raise UserError(f"{how} cannot read {str(path)!r}: {exc.strerror or exc}",
+        other = f" ({exc.filename})" if exc.filename and Path(exc.filename) != path else ""  # a file beside it
+        raise UserError(f"{how} cannot read {str(path)!r}{other}: {exc.strerror or exc}",
                         "drop --format to detect the format, or pick the right one" if format is not None
                         else "check the file can be read") from None
+    except Exception as exc:  # a bug in the format's plugin
+        raise registry.plugin_failure("datasets", loader.name, f"loading {str(path)!r}", exc) from exc
+    if not isinstance(dataset, Dataset):
+        raise UserError(f"dataset format {loader.name!r} returned {type(dataset).__name__}, not a Dataset",
+                        registry.BROKEN_PLUGIN_HINT)
+    if not len(dataset):
+        raise UserError(f"{path} holds no images", "pass a source with at least one image")
     dataset.format = loader.name
     dataset.put_on_255_scale()
     dataset = dataset.select_split(split)

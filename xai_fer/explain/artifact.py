@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xai_fer.atomic import json_default
 from xai_fer.lazy import np
 
 
@@ -32,9 +34,22 @@ class Artifact:
                     raise ValueError(f"Artifact {kind} name {name!r}: use a non-empty name without '/', '\\' "
                                      "or a leading '.'")
         for name, value in self.arrays.items():
-            if np.asarray(value).dtype == object:  # arrays.npz is read back with allow_pickle=False
-                raise ValueError(f"Artifact array {name!r} holds Python objects: store numbers, booleans or "
-                                 "strings (put other values in the summary)")
+            try:
+                is_object = np.asarray(value).dtype.kind == "O"
+            except ValueError:  # ragged nested lists
+                is_object = True
+            if is_object:  # arrays.npz is read back with allow_pickle=False
+                raise ValueError(f"Artifact array {name!r} holds Python objects or rows of different lengths: "
+                                 "store numbers, booleans or strings (put other values in the summary)")
+        for name, figure in self.figures.items():
+            if not (callable(figure) or hasattr(figure, "savefig")):
+                raise ValueError(f"Artifact figure {name!r} is a {type(figure).__name__}: give a matplotlib Figure "
+                                 "or a function returning one")
+        try:  # summary.json must be real JSON: NaN and Infinity are not
+            json.dumps(self.summary, allow_nan=False, default=json_default)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Artifact summary is not plain JSON data ({exc}): use dicts, lists, strings, finite "
+                             "numbers, booleans and None") from None
 
     def write(self, directory: Path) -> list[str]:
         """Write everything into ``directory``; returns the figure file names in order."""

@@ -8,6 +8,8 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import registry
+
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -40,10 +42,12 @@ def build_manifest(model_path, info, dataset, adapter, planned, seed, timings, s
         "model": {"path": str(model_path), "sha256": file_sha256(Path(model_path)), **info.as_dict()},
         "data": {"source": dataset.source, "format": dataset.format, "split": dataset.split, "n": len(dataset),
                  "image_shape": list(dataset.images.shape[1:]), "labelled": dataset.labels is not None,
-                 "class_names": list(dataset.class_names)},
+                 "class_names": list(dataset.class_names),
+                 "format_plugin": registry.provenance("datasets", dataset.format) if dataset.format else None},
         "preprocessing": adapter.describe(),
         "seed": seed,
-        "explainers": {item.name: {"options": dataclasses.asdict(item.options), "seconds": timings.get(item.name)}
+        "explainers": {item.name: {"options": dataclasses.asdict(item.options), "seconds": timings.get(item.name),
+                                   "plugin": registry.provenance("explainers", item.name)}
                        for item in planned},
         "skipped": dict(skipped or {}),  # explainers of the default "all" that do not apply, and why
         "versions": versions(),

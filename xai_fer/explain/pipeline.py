@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import atomic, reference
+from .. import atomic, reference, registry
 from ..data import load_dataset
 from ..errors import UserError
 from ..models.adapt import InputAdapter, resolve_scaling
@@ -66,8 +66,14 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
             progress(item.name)
         keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
         started = time.perf_counter()
-        artifacts[item.name] = item.explainer.explain(context, item.options)
-        artifacts[item.name].check_contents()  # names and arrays added after the Artifact was made
+        artifact = registry.guarded("explainers", item.name, "explain", item.explainer.explain, context,
+                                    item.options)
+        if not isinstance(artifact, Artifact):
+            raise UserError(f"explainer {item.name!r} returned {type(artifact).__name__}, not an Artifact",
+                            registry.BROKEN_PLUGIN_HINT)
+        # Names, arrays and the summary as they are now (they may change after the Artifact was made).
+        registry.guarded("explainers", item.name, "its result", artifact.check_contents)
+        artifacts[item.name] = artifact
         timings[item.name] = round(time.perf_counter() - started, 3)
     return artifacts, planned, context, timings
 

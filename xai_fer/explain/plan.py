@@ -49,7 +49,7 @@ def validate_against_model(planned: list[PlannedExplainer], info) -> None:
     for item in planned:
         check = getattr(item.explainer, "validate", None)
         if check is not None:
-            check(info, item.options)
+            registry.guarded("explainers", item.name, "validate", check, info, item.options)
 
 
 def check_against_context(planned: list[PlannedExplainer], context) -> None:
@@ -58,4 +58,4 @@ def check_against_context(planned: list[PlannedExplainer], context) -> None:
     for item in planned:
         check = getattr(item.explainer, "check", None)
         if check is not None:
-            check(context, item.options)
+            registry.guarded("explainers", item.name, "check", check, context, item.options)

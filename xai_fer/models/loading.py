@@ -57,7 +57,10 @@ def load_model(path: str | Path, unsafe: bool = False):
     """Load a model file for inference. ``safe_mode`` stays on unless ``unsafe``: no code from the file runs."""
     import keras
 
+    from .. import registry
+
     path = check_model_file(Path(path))
+    registry.get_manager()  # plugins first: a plugin's custom layers register themselves when it is imported
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:  # Keras raises many types; the user needs one line either way

@@ -62,7 +62,8 @@ def build_training_model(plugin, input_shape, num_classes: int, options, config:
     configured optimizer, schedule and loss; the base model is what gets saved and evaluated."""
     import keras
 
-    base = plugin.build(tuple(input_shape), num_classes, options)
+    base = registry.guarded("models", plugin.name, "build", plugin.build, tuple(input_shape), num_classes, options)
+    check_architecture(base, plugin.name, tuple(input_shape), num_classes)
     augmentation = build_augmentation(config)
     layers = [keras.Input(tuple(input_shape)), *([augmentation] if augmentation is not None else []), base]
     train_model = keras.Sequential(layers, name="training")
@@ -74,6 +75,32 @@ def build_training_model(plugin, input_shape, num_classes: int, options, config:
     )
     compile_under_jax(train_model)
     return train_model, base
+
+
+def check_architecture(base, name: str, input_shape: tuple, num_classes: int) -> None:
+    """What ``xai-fer train`` relies on in a model plugin's network, refused in one line naming the plugin: a
+    Keras model for the asked input shape, ending in a softmax over the classes (the loss fits probabilities)
+    and scaling its own 0-255 input (what it is trained on, and what ``explain`` then feeds it)."""
+    import keras
+
+    from ..models.introspect import inspect_model
+
+    where = f"model plugin {name!r}"
+    if not isinstance(base, keras.Model):
+        raise UserError(f"{where}: build() returned {type(base).__name__}, not a keras.Model",
+                        registry.BROKEN_PLUGIN_HINT)
+    info = inspect_model(base)
+    if info.input_shape != tuple(input_shape) or info.num_classes != num_classes:
+        raise UserError(f"{where}: build() made a network from {info.input_shape} to {info.num_classes} classes "
+                        f"when asked for {tuple(input_shape)} to {num_classes}",
+                        "build for the input_shape and num_classes given; " + registry.BROKEN_PLUGIN_HINT)
+    if info.output_activation != "softmax":
+        raise UserError(f"{where}: the network ends in {info.output_activation}, not a softmax, and training fits "
+                        "class probabilities", "end build() with a softmax, e.g. Dense(num_classes, "
+                        "activation='softmax')")
+    if not info.scales_its_input:
+        raise UserError(f"{where}: the network does not scale its input, and it is trained on 0-255 pixels "
+                        "(explain would feed it pixels / 255)", "start build() with keras.layers.Rescaling(1 / 255)")
 
 
 def compile_under_jax(train_model) -> None:
@@ -323,7 +350,8 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     final_state = store.read_state()
     if final_state.get("best_epoch") is None:
         raise UserError(f"the validation loss was never finite in {len(history.get('loss', []))} epoch(s)",
-                        "training diverged: lower --set learning_rate=... or check the data")
+                        f"training diverged: lower --set learning_rate=... or check the data, then start again in "
+                        f"a new --out (or delete {out_dir})")
     best = _load_checkpoint(store.best_path, "the best epoch's model",
                             f"copy the run's checkpoints/{store.best_path.name} next to its state.json")
     recalibration = None
@@ -337,6 +365,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     model_path = out_dir / "model.keras"
     metrics = {
         "model": model_name,
+        "model_plugin": registry.provenance("models", model_name),  # which package's architecture
         "parameters": int(best.count_params()),
         "best_epoch": final_state["best_epoch"],
         "epochs": len(history.get("loss", [])),
