@@ -123,9 +123,9 @@ def test_lambda_model_refused_in_safe_mode_and_code_does_not_run(tmp_path, suffi
 
 @pytest.mark.parametrize("kind", ["multi-input", "multi-output", "not-image"])
 def test_models_that_are_not_single_image_classifiers_are_refused(tmp_path, kind):
-    if kind == "not-image":
-        inputs = [keras.Input((10,))]
-        outputs = [keras.layers.Dense(3)(inputs[0])]
+    if kind == "not-image":  # volumes (D, H, W, C); flat vectors and (H, W) are read as images (test_user_models)
+        inputs = [keras.Input((4, 8, 8, 1))]
+        outputs = [keras.layers.Dense(3)(keras.layers.Flatten()(inputs[0]))]
     else:
         inputs = [keras.Input((8, 8, 1)), keras.Input((8, 8, 1))] if kind == "multi-input" else [keras.Input((8, 8, 1))]
         flat = keras.layers.Flatten()(inputs[0])

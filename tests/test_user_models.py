@@ -218,3 +218,44 @@ def test_a_dataset_with_unconvertible_channels_fails_before_work(tmp_path):
     inputs = keras.Input((48, 48, 1))
     with pytest.raises(UserError, match="data has 4 channels but the model expects 1"):
         build_context(small_convnet(inputs, inputs), data)
+
+
+def test_a_model_on_flat_pixels_is_explained_on_the_images(tmp_path, data):
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((48 * 48,))
+    hidden = layers.Dense(16, activation="relu")(layers.Rescaling(1 / 255)(inputs))
+    keras.Model(inputs, layers.Dense(7, activation="softmax")(hidden), name="flat").save(tmp_path / "flat.keras")
+
+    result = invoke("explain", tmp_path / "flat.keras", "--data", data, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "report" / "manifest.json").read_text())
+    assert manifest["preprocessing"]["reshape"] == "48x48x1 -> 2304"
+    assert sorted(manifest["explainers"]) == ["confusion", "saliency"]  # no conv layers: no activation-max
+    maps = np.load(tmp_path / "report" / "saliency" / "arrays.npz")["maps"]
+    assert maps.shape[1:] == (48, 48) and maps.max() > 0
+
+    model = load_model(tmp_path / "flat.keras")
+    dataset = load_dataset(data)
+    expected = np.asarray(model(dataset.images.reshape(len(dataset), -1).astype(np.float32)))
+    np.testing.assert_allclose(build_context(model, dataset).probabilities, expected, atol=1e-5)
+
+
+def test_models_on_h_by_w_input_and_on_any_image_size(tiny_dataset):
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((48, 48))
+    x = layers.Reshape((48, 48, 1))(layers.Rescaling(1 / 255)(inputs))
+    two_d = small_convnet(inputs, x)
+    context = build_context(two_d, tiny_dataset)
+    assert context.adapter.describe()["reshape"] == "48x48x1 -> 48x48"
+    np.testing.assert_allclose(context.probabilities, np.asarray(two_d(tiny_dataset.images[..., 0] * 1.0)),
+                               atol=1e-5)
+    artifacts, *_ = run_explainers(two_d, tiny_dataset, ["activation-max"],
+                                   {"activation-max": {"steps": "2", "first": "1"}})
+    assert artifacts["activation-max"].summary["layer"] == "conv_a"
+
+    inputs = keras.Input((None, None, 1))
+    any_size = small_convnet(inputs, layers.Rescaling(1 / 255)(inputs))
+    wide = Dataset(images=np.zeros((2, 40, 56, 1), np.uint8), labels=None, class_names=FER2013_CLASSES,
+                   source="wide")
+    adapter = build_context(any_size, wide).adapter
+    assert adapter.model_shape == (40, 56, 1) and adapter.describe()["resize"] is None

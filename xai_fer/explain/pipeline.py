@@ -36,7 +36,7 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
     """The shared context for a loaded model and dataset (the Python API's entry point)."""
     info = inspect_model(model)
     scaling = resolve_scaling(preprocess, info.scales_its_input)
-    adapter = InputAdapter(scaling, tuple(dataset.images.shape[1:]), info.input_shape)
+    adapter = InputAdapter.for_model(scaling, tuple(dataset.images.shape[1:]), info.input_shape)
     return ExplainContext(model=model, info=info, dataset=dataset, adapter=adapter, seed=seed,
                           batch_size=batch_size)
 

@@ -26,9 +26,32 @@ def resolve_scaling(requested: str, model_scales_its_input: bool) -> str:
 
 @dataclass(frozen=True)
 class InputAdapter:
+    """``model_shape`` is the image (H, W, C) the model sees; ``model_input`` the model's own input shape when it
+    is not that image: (H, W) or flat (H*W*C,), reached by a reshape after scaling, resizing and channels."""
+
     scaling: str
     data_shape: tuple[int, int, int]
     model_shape: tuple[int, int, int]
+    model_input: tuple | None = None
+
+    @classmethod
+    def for_model(cls, scaling: str, data_shape: tuple, model_input: tuple) -> InputAdapter:
+        """The adapter from images of ``data_shape`` to a model declaring input ``model_input`` (see
+        ``ModelInfo.input_shape``): an image size left open takes the data's, a flat input is filled by the
+        data's images as they are (or their gray version), or by square gray or RGB images."""
+        data_shape, model_input = tuple(data_shape), tuple(model_input)
+        if len(model_input) == 3:
+            h, w, c = model_input
+            return cls(scaling, data_shape, (h or data_shape[0], w or data_shape[1], c))
+        if len(model_input) == 2:
+            return cls(scaling, data_shape, (*model_input, 1), model_input)
+        (size,) = model_input
+        height, width, channels = data_shape
+        for image in ((height, width, channels), (height, width, 1), *_square_images(size)):
+            if image[0] * image[1] * image[2] == size:
+                return cls(scaling, data_shape, image, model_input)
+        raise UserError(f"the model takes {size} values per image, which {height}x{width}x{channels} images "
+                        f"({height * width * channels} values) do not fill", "use images of the size it was trained on")
 
     def __post_init__(self):
         data_c, model_c = self.data_shape[-1], self.model_shape[-1]
@@ -54,6 +77,8 @@ class InputAdapter:
             else f"{self.data_shape[0]}x{self.data_shape[1]} -> {self.model_shape[0]}x{self.model_shape[1]} bilinear",
             "channels": None if self.data_shape[-1] == self.model_shape[-1]
             else f"{self.data_shape[-1]} -> {self.model_shape[-1]}",
+            "reshape": None if self.model_input is None
+            else f"{'x'.join(map(str, self.model_shape))} -> {'x'.join(map(str, self.model_input))}",
         }
 
     def __call__(self, x):
@@ -76,4 +101,16 @@ class InputAdapter:
             x = ops.repeat(x, model_c, axis=-1)
         elif model_c == 1 and data_c > 1:
             x = ops.mean(x, axis=-1, keepdims=True)
+        if self.model_input is not None:
+            x = ops.reshape(x, (-1, *self.model_input))
         return x
+
+
+def _square_images(size: int) -> list[tuple[int, int, int]]:
+    """Square gray and RGB images of ``size`` values in all."""
+    found = []
+    for channels in (1, 3):
+        side = round((size / channels) ** 0.5)
+        if side * side * channels == size:
+            found.append((side, side, channels))
+    return found

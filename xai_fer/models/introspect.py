@@ -16,7 +16,7 @@ _PASS_THROUGH = ("InputLayer", "Resizing", "CenterCrop", "Cropping2D", "ZeroPadd
 @dataclass
 class ModelInfo:
     name: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple  # (H, W, C) (H and W None for any size), (H, W) or (H*W*C,): as the model declares it
     num_classes: int
     output_activation: str
     softmax_layer: str | None
@@ -50,9 +50,11 @@ def _check_io(model) -> None:
         raise UserError(f"model {model.name!r} has {len(outputs)} outputs",
                         "save a model with one classification output")
     shape = tuple(inputs[0].shape)
-    if len(shape) != 4 or any(d is None for d in shape[1:]):
-        raise UserError(f"model {model.name!r} takes input of shape {shape}, not images (batch, H, W, C)",
-                        "xai-fer explains image classifiers with a fixed input size")
+    # Images (H, W, C), possibly of any size (None, None, C); also (H, W) and flat vectors (H*W*C,), as
+    # homework models on FER2013's pixel strings often take: the input adapter reshapes the images for them.
+    if len(shape) not in (2, 3, 4) or shape[-1] is None or (len(shape) == 3 and None in shape[1:]):
+        raise UserError(f"model {model.name!r} takes input of shape {shape}, not images (batch, H, W, C), "
+                        "(batch, H, W) or flat pixels (batch, H*W*C)", "xai-fer explains image classifiers")
     if len(outputs[0].shape) != 2:
         raise UserError(f"model {model.name!r} outputs shape {tuple(outputs[0].shape)}, not class scores",
                         "the output must be (batch, classes)")
@@ -133,7 +135,7 @@ def inspect_model(model) -> ModelInfo:
     activation, softmax_layer, separate = _output_activation(layers[-1])
     return ModelInfo(
         name=model.name,
-        input_shape=tuple(int(d) for d in model.inputs[0].shape[1:]),
+        input_shape=tuple(None if d is None else int(d) for d in model.inputs[0].shape[1:]),
         num_classes=int(model.outputs[0].shape[-1]),
         output_activation=activation,
         softmax_layer=softmax_layer,
