@@ -47,3 +47,15 @@ def test_a_huge_whole_number_parses_without_overflowing():
         count: int = option(1, "how many")
 
     assert parse_options(Count, {"count": "9" * 400}, "demo").count == int("9" * 400)  # ints have no overflow
+
+
+def test_option_types_read_as_what_they_accept():
+    from typing import Literal
+
+    from xai_fer.options import type_name
+
+    assert type_name(Literal["noise", "image"]) == "one of noise, image"
+    assert type_name(tuple[int, ...]) == "int, ..."
+    assert type_name(tuple[int, str]) == "int, str"
+    assert type_name(int | None) == "int or None"
+    assert type_name(float) == "float"

@@ -226,3 +226,15 @@ def test_help_and_version_still_exit_zero():
     for args in (["--help"], ["--version"], ["explain", "--help"]):
         result = subprocess.run([sys.executable, "-m", "xai_fer", *args], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0 and result.stdout and not result.stderr, (args, result.stderr)
+
+
+def test_plugins_name_shows_what_one_registered_object_offers():
+    result = CliRunner().invoke(app, ["plugins", "saliency"])
+    assert result.exit_code == 0, result.output
+    assert "explainer saliency (plugin saliency, package xai-fer" in result.output
+    assert "KEY=VALUE" in result.output and "per_class" in result.output  # the table folds long names
+    described = json.loads(CliRunner().invoke(app, ["plugins", "cnn", "--json"]).output)
+    assert [entry["kind"] for entry in described] == ["model"]
+    assert {row["name"]: row["type"] for row in described[0]["options"]}["filters"] == "int, ..."
+    missing = CliRunner().invoke(app, ["plugins", "salency"])
+    assert missing.exit_code == 2 and "did you mean 'saliency'?" in missing.output

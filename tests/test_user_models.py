@@ -54,6 +54,8 @@ def test_a_uint8_input_model_is_explained_without_gradients_and_refused_with_the
     manifest = json.loads((tmp_path / "report" / "manifest.json").read_text())
     assert list(manifest["explainers"]) == ["confusion"]
     assert "takes uint8 input" in manifest["skipped"]["saliency"]
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<h2>not run</h2>" in page and "takes uint8 input" in page.split("<h2>manifest</h2>")[0]
     assert "saliency: model 'uint8_input' takes uint8 input" in one_line_error(
         "explain", tmp_path / "u8.keras", "--data", data, "-e", "saliency", "--out", tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
@@ -259,3 +261,19 @@ def test_models_on_h_by_w_input_and_on_any_image_size(tiny_dataset):
                    source="wide")
     adapter = build_context(any_size, wide).adapter
     assert adapter.model_shape == (40, 56, 1) and adapter.describe()["resize"] is None
+
+
+def test_rgb_becomes_gray_by_luma_and_shrinking_is_antialiased():
+    from xai_fer.models.adapt import InputAdapter
+
+    red = np.zeros((1, 4, 4, 3), np.float32)
+    red[..., 0] = 255
+    gray = np.asarray(InputAdapter("raw", (4, 4, 3), (4, 4, 1))(red))
+    np.testing.assert_allclose(gray, 0.299 * 255, rtol=1e-5)  # as PIL's "L" mode converts it
+
+    stripes = np.zeros((1, 64, 64, 1), np.float32)
+    stripes[:, :, ::2] = 255  # one-pixel stripes: plain bilinear sampling at 48/64 would alias them
+    shrink = InputAdapter("raw", (64, 64, 1), (48, 48, 1))
+    assert shrink.describe()["resize"] == "64x64 -> 48x48 bilinear antialiased"
+    assert np.asarray(shrink(stripes)).std() < 0.25 * stripes.std()
+    assert InputAdapter("raw", (48, 48, 1), (64, 64, 1)).describe()["resize"] == "48x48 -> 64x64 bilinear"

@@ -4,6 +4,7 @@ so ``xai-fer --help`` and ``xai-fer plugins`` stay instant."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import json
 import os
@@ -90,6 +91,10 @@ def _main(
             # call, and the call is right. Other warnings still show; --debug shows this one too.
             warnings.filterwarnings("ignore", message=r"The structure of .?inputs.? doesn't match",
                                     category=UserWarning)
+            # Every Keras-2 Sequential .h5 declares its input on the first layer, which Keras 3 advises against
+            # as it rebuilds the model: advice for whoever writes the model, not for whoever explains it.
+            warnings.filterwarnings("ignore", message=r"Do not pass an .?input_shape.?/.?input_dim.? argument",
+                                    category=UserWarning)
 
 
 def _parse_pairs(pairs: list[str], what: str, form: str = "KEY=VALUE") -> dict[str, str]:
@@ -103,10 +108,17 @@ def _parse_pairs(pairs: list[str], what: str, form: str = "KEY=VALUE") -> dict[s
 
 
 @_command
-def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False):
-    """List installed plugins, their versions and what they register."""
+def plugins(
+    name: Annotated[str | None, typer.Argument(help="An explainer, model or dataset format: show its description "
+                                                    "and options.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+):
+    """List installed plugins, their versions and what they register; with NAME, what one of them offers."""
     from .registry import plugin_infos
 
+    if name is not None:
+        _describe_registered(name, as_json)
+        return
     infos = plugin_infos()
     if as_json:
         console.print_json(json.dumps([info.as_dict() for info in infos]))
@@ -120,6 +132,46 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for
         table.add_row(info.name, info.package or "-", info.version or "-",
                       *(", ".join(info.registers.get(kind, [])) for kind in ("models", "explainers", "datasets")))
     console.print(table)
+
+
+def _describe_registered(name: str, as_json: bool) -> None:
+    """Description, provider and options (with types, defaults and help) of every object registered as ``name``."""
+    from . import registry
+    from .options import describe_options
+
+    found = []
+    for kind in registry.KINDS:
+        obj = getattr(registry, kind)().get(name)
+        if obj is not None:
+            options = getattr(obj, "Options", None)
+            found.append({"kind": kind[:-1], "name": name, "description": getattr(obj, "description", ""),
+                          **(registry.provenance(kind, name) or {}),
+                          "options": describe_options(options) if options is not None else []})
+    if not found:
+        every = sorted({n for kind in registry.KINDS for n in getattr(registry, kind)()})
+        close = difflib.get_close_matches(name, every, n=1)
+        raise UserError(f"no explainer, model or dataset format is named {name!r}",
+                        (f"did you mean {close[0]!r}? " if close else "") + f"installed: {', '.join(every)}")
+    if as_json:
+        console.print_json(json.dumps(found))
+        return
+    from rich.table import Table
+
+    for entry in found:
+        console.print(f"[bold]{entry['kind']} {entry['name']}[/] (plugin {entry.get('plugin')}, package "
+                      f"{entry.get('package') or '-'} {entry.get('version') or ''}): {entry['description']}",
+                      highlight=False)
+        if not entry["options"]:
+            console.print("no options")
+            continue
+        flag = {"explainer": f"-o {name}.KEY=VALUE", "model": "--option KEY=VALUE (xai-fer train)",
+                "dataset": "no options"}[entry["kind"]]
+        table = Table(title=f"options ({flag})", title_justify="left")
+        for column in ("option", "type", "default", "help"):
+            table.add_column(column, overflow="fold")
+        for row in entry["options"]:
+            table.add_row(row["name"], row["type"], row["default"], row["help"])
+        console.print(table)
 
 
 @_command

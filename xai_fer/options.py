@@ -98,12 +98,24 @@ def describe_options(options_cls: type) -> list[dict[str, str]]:
     rows = []
     for f in dataclasses.fields(options_cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        annotation = field_types(options_cls)[f.name]
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-        rows.append(
-            {"name": f.name, "type": type_name, "default": repr(default), "help": f.metadata.get("help", "")}
-        )
+        rows.append({"name": f.name, "type": type_name(field_types(options_cls)[f.name]), "default": repr(default),
+                     "help": f.metadata.get("help", "")})
     return rows
+
+
+def type_name(annotation: Any) -> str:
+    """What an option accepts, as a user reads it: ``one of a, b``, ``int, ...`` (a comma-separated list),
+    ``int or None``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin in (tuple, list) and args:
+        if origin is tuple and args[-1] is not Ellipsis:
+            return ", ".join(type_name(a) for a in args)
+        return f"{type_name(args[0])}, ..."
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join("None" if a is type(None) else type_name(a) for a in args)
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's word

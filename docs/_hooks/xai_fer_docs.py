@@ -60,30 +60,15 @@ def render_cli() -> str:
 # --- built-in plugins ----------------------------------------------------------------------------------
 
 
-def _type_name(annotation, fallback: str) -> str:
-    """Markdown for an option's type: the choices of a ``Literal``, the item type of a tuple, else the name
-    ``describe_options`` gives."""
-    import typing
-
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(f"`{a}`" for a in args)
-    if origin is tuple and args:
-        return f"`{getattr(args[0], '__name__', args[0])}, ...`"
-    return f"`{fallback}`"
-
-
 def _options_table(options_cls) -> str:
-    from xai_fer.options import describe_options, field_types
+    from xai_fer.options import describe_options
 
     rows = describe_options(options_cls)
     if not rows:
         return "No options.\n"
-    annotations = field_types(options_cls)
     lines = ["| option | type | default | meaning |", "|---|---|---|---|"]
     for row in rows:
-        kind = _type_name(annotations[row["name"]], row["type"])
-        cells = [f"`{row['name']}`", kind, f"`{row['default']}`", _text(row["help"])]
+        cells = [f"`{row['name']}`", f"`{row['type']}`", f"`{row['default']}`", _text(row["help"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -118,15 +103,14 @@ def render_builtin_plugins() -> str:
 
 
 def render_training_settings() -> str:
-    from xai_fer.options import describe_options, field_types
+    from xai_fer.options import describe_options
     from xai_fer.training.config import PRESETS, TrainConfig
 
-    annotations = field_types(TrainConfig)
     lines = ["| setting | type | " + " | ".join(f"`--preset {name}`" for name in PRESETS) + " | meaning |",
              "|---|---|" + "---|" * len(PRESETS) + "---|"]
     for row in describe_options(TrainConfig):
         values = [f"`{getattr(preset, row['name'])!r}`" for preset in PRESETS.values()]
-        lines.append(f"| `{row['name']}` | {_type_name(annotations[row['name']], row['type'])} | "
+        lines.append(f"| `{row['name']}` | `{row['type']}` | "
                      + " | ".join(values) + f" | {_text(row['help'])} |")
     return "\n".join(lines) + "\n"
 

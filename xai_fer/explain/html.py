@@ -43,6 +43,8 @@ def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]]) ->
         "created": manifest["created"],
     }
     parts = [f"<h1>xai-fer run</h1>{_table(overview)}"]
+    if manifest.get("skipped"):  # explainers of the default "all" that do not apply: said, not only in the JSON
+        parts.append("<h2>not run</h2>" + _table(manifest["skipped"]))
     for name, figures, summary in sections:
         parts.append(f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>')
         scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or v is None}

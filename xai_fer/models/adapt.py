@@ -74,7 +74,9 @@ class InputAdapter:
             "scaling": self.scaling,
             "scaling_formula": SCALINGS[self.scaling],
             "resize": None if self.data_shape[:2] == self.model_shape[:2]
-            else f"{self.data_shape[0]}x{self.data_shape[1]} -> {self.model_shape[0]}x{self.model_shape[1]} bilinear",
+            else f"{self.data_shape[0]}x{self.data_shape[1]} -> {self.model_shape[0]}x{self.model_shape[1]} bilinear"
+            + (" antialiased" if self.model_shape[0] < self.data_shape[0] or self.model_shape[1] < self.data_shape[1]
+               else ""),
             "channels": None if self.data_shape[-1] == self.model_shape[-1]
             else f"{self.data_shape[-1]} -> {self.model_shape[-1]}",
             "reshape": None if self.model_input is None
@@ -95,15 +97,21 @@ class InputAdapter:
             std = ops.std(x, axis=(1, 2, 3), keepdims=True)
             x = (x - mean) / ops.maximum(std, 1e-6)  # constant images stay finite
         if self.data_shape[:2] != self.model_shape[:2]:
-            x = ops.image.resize(x, self.model_shape[:2], interpolation="bilinear")
+            # Antialiased when shrinking, as image libraries do: plain bilinear sampling would alias fine detail.
+            shrinking = self.model_shape[0] < self.data_shape[0] or self.model_shape[1] < self.data_shape[1]
+            x = ops.image.resize(x, self.model_shape[:2], interpolation="bilinear", antialias=shrinking)
         data_c, model_c = self.data_shape[-1], self.model_shape[-1]
         if data_c == 1 and model_c > 1:
             x = ops.repeat(x, model_c, axis=-1)
         elif model_c == 1 and data_c > 1:
-            x = ops.mean(x, axis=-1, keepdims=True)
+            # RGB to gray as PIL's "L" mode does it (ITU-R 601-2 luma), the conversion the image loaders use.
+            x = ops.sum(x * ops.convert_to_tensor(_LUMA, dtype=x.dtype), axis=-1, keepdims=True)
         if self.model_input is not None:
             x = ops.reshape(x, (-1, *self.model_input))
         return x
+
+
+_LUMA = (0.299, 0.587, 0.114)
 
 
 def _square_images(size: int) -> list[tuple[int, int, int]]:
