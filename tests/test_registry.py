@@ -104,16 +104,21 @@ _PACKAGES = {
     "hook-name-typo": "@hookimpl\ndef register_explainer(register):\n    pass\n",
     "raises-on-import": "raise RuntimeError('needs a GPU library')\n",
     "fits": "@hookimpl\ndef register_explainers(register):\n    pass\n",
+    "no-hookimpl": "def register_explainers(register):\n    pass\n",
+    "exits-on-import": "raise SystemExit(3)\n",
 }
 
 
 @pytest.mark.parametrize("case, entry_point, message", [
     ("misnamed-argument", "fake", "plugin 'fake' (from fake-plugin) does not fit xai-fer's hooks: Argument(s) {'reg'}"),
     ("hook-name-typo", "fake", "plugin 'fake' does not fit xai-fer's hooks: unknown hook 'register_explainer'"),
-    ("raises-on-import", "fake", "plugin 'fake' (from fake-plugin) failed to import: needs a GPU library"),
+    ("raises-on-import", "fake", "plugin 'fake' (from fake-plugin) failed to import: RuntimeError: needs a GPU"),
+    ("no-hookimpl", "fake", "plugin 'fake' (from fake-plugin) implements no hook: mark its register_models"),
+    ("exits-on-import", "fake", "plugin 'fake' (from fake-plugin) failed to import: SystemExit: 3"),
     # A plugin that fits, so the clash is found whichever package's entry points are read first.
     ("fits", "saliency", "two packages declare the plugin 'saliency'"),
-], ids=["misnamed-argument", "hook-name-typo", "raises-on-import", "takes-a-built-in-name"])
+], ids=["misnamed-argument", "hook-name-typo", "raises-on-import", "no-hookimpl", "exits-on-import",
+        "takes-a-built-in-name"])
 def test_a_broken_installed_plugin_is_one_line_naming_it(tmp_path, case, entry_point, message):
     # An installed package, as pip leaves it: the module and a dist-info with its entry point.
     (tmp_path / "fake_plugin.py").write_text("from xai_fer.hookspecs import hookimpl\n" + _PACKAGES[case])

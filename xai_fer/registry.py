@@ -49,12 +49,16 @@ def _new_manager() -> pluggy.PluginManager:
         where = f"plugin {entry_point.name!r} (from {dist or 'unknown package'})"
         try:
             plugin = entry_point.load()
-        except Exception as exc:  # a broken third-party plugin must not take the whole tool down silently
-            raise UserError(f"{where} failed to import: {exc}", BROKEN_PLUGIN_HINT) from exc
+        except (Exception, SystemExit) as exc:  # a broken plugin must not take the whole tool down silently
+            raise UserError(f"{where} failed to import: {type(exc).__name__}: {exc}", BROKEN_PLUGIN_HINT) from exc
         try:
             manager.register(plugin, name=entry_point.name)
         except (pluggy.PluginValidationError, ValueError) as exc:  # a misnamed hook or argument, a module twice
             raise UserError(f"{where} does not fit xai-fer's hooks: {_first_line(exc)}", BROKEN_PLUGIN_HINT) from exc
+        if not manager.get_hookcallers(plugin) and not manager.is_blocked(entry_point.name):
+            # pluggy registers a module without any @hookimpl function silently: it would just never appear.
+            raise UserError(f"{where} implements no hook: mark its register_models, register_explainers or "
+                            "register_datasets function with @xai_fer.hookspecs.hookimpl", BROKEN_PLUGIN_HINT)
         if dist:
             manager._plugin_distinfo.append((plugin, entry_point.dist))  # so list_plugin_distinfo() knows it
     try:
