@@ -277,3 +277,34 @@ def test_rgb_becomes_gray_by_luma_and_shrinking_is_antialiased():
     assert shrink.describe()["resize"] == "64x64 -> 48x48 bilinear antialiased"
     assert np.asarray(shrink(stripes)).std() < 0.25 * stripes.std()
     assert InputAdapter("raw", (48, 48, 1), (64, 64, 1)).describe()["resize"] == "48x48 -> 64x64 bilinear"
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "separate_sigmoid", "logit"])
+def test_a_binary_model_with_one_output_is_explained_as_two_classes(tmp_path, head):
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((48, 48, 1))
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, name="conv_a")(layers.Rescaling(1 / 255)(inputs)))
+    z = layers.Dense(1, activation="sigmoid" if head == "sigmoid" else None, name="score")(x)
+    output = layers.Activation("sigmoid")(z) if head == "separate_sigmoid" else z
+    model = keras.Model(inputs, output, name="binary")
+    model.save(tmp_path / "binary.keras")
+    info = inspect_model(model)
+    assert info.binary_output and info.num_classes == 2
+
+    images = sample_images(10)[..., None]
+    data = write_npz(tmp_path / "happy.npz", images, np.arange(10) % 2, class_names=["other", "happy"])
+    context = build_context(model, load_dataset(data))
+    raw = np.asarray(model(images.astype(np.float32)))[:, 0]
+    p = raw if head != "logit" else 1 / (1 + np.exp(-raw))
+    np.testing.assert_allclose(context.probabilities, np.stack([1 - p, p], axis=1), atol=1e-5)
+    logit = np.log(p / (1 - p))
+    scores = np.asarray(context.data_model(logits=True)(images.astype(np.float32)))
+    np.testing.assert_allclose(scores, np.stack([-logit / 2, logit / 2], axis=1), atol=1e-3)
+    assert context.class_names == ("other", "happy")
+
+    result = invoke("explain", tmp_path / "binary.keras", "--data", data, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "report" / "manifest.json").read_text())
+    assert sorted(manifest["explainers"]) == ["activation-max", "confusion", "saliency"]
+    summary = json.loads((tmp_path / "report" / "saliency" / "summary.json").read_text())
+    assert "fell back" not in json.dumps(summary)

@@ -4,14 +4,14 @@ and shared by all explainers of a run."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
 from ..data import FER2013_CLASSES, Dataset
 from ..errors import UserError
 from ..models.adapt import InputAdapter
-from ..models.introspect import ModelInfo, logits_model
+from ..models.introspect import ModelInfo, logits_model, output_layer
 
 
 @dataclass
@@ -46,12 +46,29 @@ class ExplainContext:
             import keras
 
             adapted = self._adapted(logits)
-            if logits or self.outputs_are_probabilities:
+            if self.info.binary_output:
+                self._cache[key] = self._two_classes(adapted, logits)
+            elif logits or self.outputs_are_probabilities:
                 self._cache[key] = adapted
             else:
                 self._cache[key] = keras.Model(adapted.inputs, keras.layers.Softmax(name="probabilities")(
                     adapted.outputs[0]))
         return self._cache[key]
+
+    def _two_classes(self, adapted, logits: bool):
+        """A one-output (binary) model as two classes: probabilities ``[1 - p, p]``, and pre-softmax scores
+        ``[-z/2, z/2]`` for its logit ``z`` (their softmax is ``[1 - sigmoid(z), sigmoid(z)]``, and each class's
+        score has a gradient, unlike ``[0, z]``)."""
+        import keras
+
+        output = adapted.outputs[0]
+        if logits:
+            kind = "logit" if self.pre_softmax_available else "probability"
+            return keras.Model(adapted.inputs, _TwoClasses(kind, name="two_class_scores")(output))
+        if self.outputs_are_probabilities:
+            return keras.Model(adapted.inputs, _TwoClasses("probability", name="probabilities")(output))
+        scores = _TwoClasses("logit", name="two_class_scores")(output)
+        return keras.Model(adapted.inputs, keras.layers.Softmax(name="probabilities")(scores))
 
     def _adapted(self, logits: bool):
         """The model (or its pre-softmax twin) behind the input adapter, outputs as they are."""
@@ -80,6 +97,12 @@ class ExplainContext:
         if not len(self.dataset):
             return False
         first = np.asarray(self._adapted(False)(self.images(slice(0, 32)), training=False))
+        if self.info.binary_output:
+            # One column: a layer with a linear activation gives the logit (even when it happens to lie in
+            # [0, 1]); a layer without one (a custom layer) gives a probability where every value lies in [0, 1].
+            if hasattr(output_layer(self.model), "activation"):
+                return False
+            return bool(((first >= 0) & (first <= 1)).all())
         return _are_probabilities(first)
 
     @property
@@ -122,6 +145,31 @@ class ExplainContext:
                 hint = ("folders named after FER2013 classes keep FER2013's label indices (0-6); for a model of "
                         "other classes, save the images as an .npz with labels and class_names in its order")
             raise UserError(f"{who}: labels go up to {top}{named} but the model has {k} classes (0..{k - 1})", hint)
+
+
+@cache
+def _two_classes_layer():
+    import keras
+
+    class TwoClasses(keras.layers.Layer):
+        """(N, 1) -> (N, 2): ``[1 - p, p]`` for a probability, ``[-z/2, z/2]`` for a logit."""
+
+        def __init__(self, kind: str, **kwargs):
+            super().__init__(**kwargs)
+            self.kind = kind
+
+        def call(self, x):
+            from keras import ops
+
+            if self.kind == "logit":
+                return ops.concatenate([-x / 2, x / 2], axis=-1)
+            return ops.concatenate([1 - x, x], axis=-1)
+
+    return TwoClasses
+
+
+def _TwoClasses(kind: str, name: str):  # noqa: N802 - reads as the layer it builds
+    return _two_classes_layer()(kind, name=name)
 
 
 def _are_probabilities(scores: np.ndarray) -> bool:

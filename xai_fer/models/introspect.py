@@ -26,6 +26,8 @@ class ModelInfo:
     layer_count: int = 0
     scales_its_input: bool = False
     input_dtype: str = "float32"
+    # One output (a sigmoid probability or a logit of class 1): explained as two classes, see ExplainContext.
+    binary_output: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -76,17 +78,18 @@ def _is_nested_model(layer) -> bool:
             and len(getattr(layer, "outputs", None) or []) == 1 and len(getattr(layer, "_inbound_nodes", [])) == 1)
 
 
-def _output_activation(last) -> tuple[str, str | None, bool]:
+def _output_activation(last, binary: bool = False) -> tuple[str, str | None, bool]:
     """(activation, softmax layer name or None, softmax is a separate layer) of a model's last layer; for a
-    nested sub-model, of its own last layer, wherever the softmax sits."""
+    nested sub-model, of its own last layer, wherever the softmax sits. The sigmoid of a ``binary`` model (one
+    output) plays the softmax's part: below it is the one score the two classes differ by."""
     if _is_nested_model(last):
-        activation, softmax_layer, separate = _output_activation(last.layers[-1])
+        activation, softmax_layer, separate = _output_activation(last.layers[-1], binary)
         return activation, f"{last.name}/{softmax_layer}" if softmax_layer else None, separate
     kind = type(last).__name__
     # keras.layers.Softmax has no `activation` attribute: it is a separate softmax all the same.
     activation = "softmax" if kind == "Softmax" else _activation_name(last) or "linear"
     # A log-softmax output is log-probabilities: its pre-softmax scores are taken off the same way.
-    strips = activation in _SOFTMAXES
+    strips = activation in _SOFTMAXES or (binary and activation == "sigmoid")
     return activation, last.name if strips else None, kind in ("Activation", "Softmax") and strips
 
 
@@ -129,14 +132,27 @@ def _takes_raw_pixels(layer) -> bool:
         return True
 
 
+def output_layer(model):
+    """The layer that computes the model's output: its last layer, or a nested sub-model's last layer."""
+    last = model.layers[-1]
+    return output_layer(last) if _is_nested_model(last) else last
+
+
+def _is_binary(model) -> bool:
+    """A binary classifier with one output (the probability, or the logit, of class 1)."""
+    return int(model.outputs[0].shape[-1]) == 1
+
+
 def inspect_model(model) -> ModelInfo:
     _check_io(model)
     layers = model.layers
-    activation, softmax_layer, separate = _output_activation(layers[-1])
+    binary = _is_binary(model)
+    activation, softmax_layer, separate = _output_activation(layers[-1], binary)
     return ModelInfo(
         name=model.name,
         input_shape=tuple(None if d is None else int(d) for d in model.inputs[0].shape[1:]),
-        num_classes=int(model.outputs[0].shape[-1]),
+        num_classes=2 if binary else int(model.outputs[0].shape[-1]),
+        binary_output=binary,
         output_activation=activation,
         softmax_layer=softmax_layer,
         softmax_is_separate_layer=separate,
@@ -194,7 +210,7 @@ def logits_model(model, info: ModelInfo | _Head):
         return model
     last = model.layers[-1]
     if _is_nested_model(last):  # the softmax sits inside a sub-model: take that one's logits twin
-        inner = logits_model(last, _Head(*_output_activation(last.layers[-1])))
+        inner = logits_model(last, _Head(*_output_activation(last.layers[-1], _is_binary(model))))
         feeding = last._inbound_nodes[0].input_tensors  # the tensors this model feeds into the sub-model
         return keras.Model(model.inputs, inner(feeding[0] if len(feeding) == 1 else feeding),
                            name=f"{model.name}_logits")
