@@ -10,6 +10,10 @@
 #       keras==3.15.1 namex optree typer==0.29.2 pluggy pydantic pydantic_core annotated-types \
 #       typing-inspection typing_extensions
 #
+# Teachers for knowledge distillation travel in .gpu too (a trained CNN's model.keras is about 3 MB):
+#   mkdir -p .gpu/teachers && cp runs/cnn60/model.keras .gpu/teachers/cnn60.keras
+# and a run names them:  "distilled --preset improved --set teachers=.gpu/teachers/cnn60.keras,..."
+#
 # then run there, carrying .gpu and .whl:   bash scripts/gpu/train.sh DEADLINE "NAME ARGS..." ...
 # Each "NAME ARGS" is one `xai-fer train cnn` run into runs/NAME (they run side by side on the one GPU). At
 # DEADLINE seconds the runs still going are interrupted (each keeps its last finished epoch). Every run's
