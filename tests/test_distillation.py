@@ -82,7 +82,7 @@ def test_a_run_learns_from_teachers_records_them_and_resumes_only_with_the_same_
     cli("train", "dnn", "--data", tiny_h5, "--out", "taught", "--epochs", 1, "--batch-size", 16,
         "--set", "teachers=teacher.keras", "--set", "teacher_weight=0.25", "--set", "validation=publictest")
     record = json.loads((tmp_path / "taught" / "metrics.json").read_text())["distillation"]
-    assert record["teachers"] == [{"path": "teacher.keras", "sha256": record["teachers"][0]["sha256"]}]
+    assert record["teachers"] == [{"path": str(teacher.resolve()), "sha256": record["teachers"][0]["sha256"]}]
     assert record["teacher_weight"] == 0.25
     # What the model was fitted on: three quarters of the label, a quarter of the teacher's prediction.
     targets = fitted_on[0]
@@ -101,16 +101,21 @@ def test_a_run_learns_from_teachers_records_them_and_resumes_only_with_the_same_
               callbacks=[StopAfterFirstEpoch()])
     original = teacher.read_bytes()
     constant_teacher(teacher, [0.1, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1])
-    assert "was started with other teachers (teacher.keras)" in cli_error(
+    assert f"was started with other teachers ({teacher.resolve()})" in cli_error(
         "train", "dnn", "--data", tiny_h5, "--out", "resumed", "--resume")
     teacher.write_bytes(original)
-    cli("train", "dnn", "--data", tiny_h5, "--out", "resumed", "--resume")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the teachers' paths were made absolute: found from anywhere
+    cli("train", "dnn", "--data", tiny_h5, "--out", tmp_path / "resumed", "--resume")
+    monkeypatch.chdir(tmp_path)
     metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["distillation"]["teachers"] == record["teachers"]
 
-    # A missing teacher is one line before any data is read, and leaves no run folder.
-    assert "model 'absent.keras' does not exist" in cli_error(
-        "train", "dnn", "--data", tiny_h5, "--out", "never", "--epochs", 1, "--set", "teachers=absent.keras")
+    # A missing teacher is one line before any data is read (the data does not exist either), and leaves no
+    # run folder.
+    message = cli_error("train", "dnn", "--data", "no-such-data.h5", "--out", "never", "--epochs", 1,
+                        "--set", "teachers=absent.keras")
+    assert "teacher model 'absent.keras' does not exist: check the paths in --set teachers=..." in message
     assert not (tmp_path / "never").exists()
 
 

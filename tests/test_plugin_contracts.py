@@ -155,6 +155,8 @@ def _network(input_shape, num_classes, scale=True, activation="softmax"):
 
 @pytest.mark.parametrize(("build", "message"), [
     (lambda shape, k: _network(shape, k), None),
+    (lambda shape, k: keras.Sequential([keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                                        keras.layers.Dense(k, activation="softmax")]), None),  # built by training
     (lambda shape, k: _network(shape, k, activation=None), "the network ends in linear, not a softmax"),
     (lambda shape, k: _network(shape, k, scale=False), "the network does not scale its input"),
     (lambda shape, k: _network(shape, 3), "made a network from (48, 48, 1) to 3 classes when asked for"),
@@ -208,3 +210,37 @@ def test_reports_record_which_plugin_and_package_provided_each_part(tmp_path):
     assert manifest["explainers"]["confusion"]["plugin"] == {"plugin": "confusion", "package": "xai-fer",
                                                              "version": manifest["versions"]["xai_fer"]}
     assert manifest["data"]["format_plugin"]["plugin"] == "npz"
+
+
+def test_an_explainer_that_fails_while_checking_is_not_quietly_skipped(tiny_dataset):
+    from xai_fer.explain.pipeline import run_explainers
+
+    class Buggy(Explainer):
+        def validate(self, info, options):
+            return 1 / 0
+
+    inputs = keras.Input((48, 48, 1))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
+    with registered("explainers", Buggy(name="buggy")), pytest.raises(UserError) as failed:
+        run_explainers(model, tiny_dataset)  # the default run: all that apply
+    assert "explainer 'buggy' (plugin 'third-party') failed in validate: ZeroDivisionError" in str(failed.value)
+
+
+def test_a_built_in_explainers_failure_asks_for_a_report_and_names_the_real_error(monkeypatch, tiny_dataset):
+    from xai_fer_plugins import confusion
+
+    from xai_fer.errors import reason
+    from xai_fer.explain.pipeline import run_explainers
+
+    def wrapped(*args, **kwargs):
+        raise ValueError("Exception encountered when calling Functional.call().\n\nthe real reason\n")
+
+    monkeypatch.setattr(confusion.Confusion, "explain", wrapped)
+    inputs = keras.Input((48, 48, 1))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
+    with pytest.raises(UserError) as failed:
+        run_explainers(model, tiny_dataset, ["confusion"])
+    message = str(failed.value)
+    assert "failed in explain: ValueError: the real reason" in message
+    assert "this is a bug in xai-fer: please report it" in message and "uninstall" not in message
+    assert reason(ValueError("first\nsecond")) == "first"

@@ -99,7 +99,7 @@ def test_channel_counts_that_do_not_convert_are_refused(data_shape, model_shape,
     with pytest.raises(UserError) as refused:
         InputAdapter("unit", data_shape, model_shape)
     assert hint in str(refused.value)
-    InputAdapter("unit", (48, 48, 3), (48, 48, 1))  # RGB data on a gray model: averaged, as documented
+    InputAdapter("unit", (48, 48, 3), (48, 48, 1))  # RGB data on a gray model: converted by luma
 
 
 @pytest.mark.parametrize(("stored", "expected_max"), [
@@ -113,6 +113,34 @@ def test_pixels_are_put_on_the_0_255_scale(tmp_path, stored, expected_max):
     dataset = load_dataset(write_npz(tmp_path / "d.npz", stored(images), np.arange(14) % 7))
     np.testing.assert_allclose(dataset.images[..., 0], images, atol=1e-3)
     assert float(dataset.images.max()) == pytest.approx(expected_max)
+
+
+@pytest.mark.parametrize(("images", "message"), [
+    (lambda x: x.astype(np.int32) + 43, "pixel values run from 43 to 298"),  # not a bit depth xai-fer knows
+    (lambda x: x.astype(np.uint16) * 16, "pixel values run from 0 to 4080"),  # 12-bit values in 16-bit integers
+])
+def test_pixels_of_other_bit_depths_are_refused(tmp_path, images, message):
+    with pytest.raises(UserError, match=message):
+        load_dataset(write_npz(tmp_path / "d.npz", images(sample_images(14)), np.arange(14) % 7))
+
+
+def test_a_resamplings_overshoot_is_clipped_and_the_range_found_without_a_copy(tmp_path):
+    import tracemalloc
+
+    images = sample_images(14).astype(np.float64)
+    images[0, 0, :2] = (-0.4, 255.6)  # bicubic ringing
+    dataset = Dataset(images=np.repeat(images, 40, axis=0), labels=None, class_names=FER2013_CLASSES, source="d")
+    tracemalloc.start()
+    dataset.put_on_255_scale(chunk=16)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert dataset.images.min() == 0 and dataset.images.max() == 255
+    assert peak > dataset.images.nbytes  # the clipped copy...
+    dataset.put_on_255_scale(chunk=16)  # ...but finding the range alone stays within a few chunks
+    tracemalloc.start()
+    dataset.put_on_255_scale(chunk=16)
+    assert tracemalloc.get_traced_memory()[1] < 4 * 16 * 48 * 48 * 8
+    tracemalloc.stop()
 
 
 def test_standardised_pixels_are_refused(tmp_path):
@@ -308,3 +336,16 @@ def test_a_binary_model_with_one_output_is_explained_as_two_classes(tmp_path, he
     assert sorted(manifest["explainers"]) == ["activation-max", "confusion", "saliency"]
     summary = json.loads((tmp_path / "report" / "saliency" / "summary.json").read_text())
     assert "fell back" not in json.dumps(summary)
+
+
+def test_a_model_of_any_size_refuses_images_too_small_for_it(tmp_path):
+    inputs = keras.Input((None, None, 1))
+    x = layers.Conv2D(4, 3)(layers.Conv2D(4, 3)(layers.Rescaling(1 / 255)(inputs)))
+    model = keras.Model(inputs, layers.Dense(7, activation="softmax")(layers.GlobalAveragePooling2D()(x)),
+                        name="open")
+    tiny = Dataset(images=np.zeros((2, 3, 3, 1), np.uint8), labels=None, class_names=FER2013_CLASSES,
+                   source="tiny")
+    with pytest.raises(UserError, match="model 'open' cannot take the data's 3x3 images: ") as refused:
+        build_context(model, tiny)
+    assert "would be negative" in str(refused.value) and "inputs=" not in str(refused.value)
+    assert "\x1b" not in str(refused.value) and "function_node" not in str(refused.value)

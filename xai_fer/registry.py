@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from . import hookspecs
-from .errors import UserError
+from .errors import PluginError, UserError, reason
 
 ENTRY_POINT_GROUP = "xai_fer"
 DISABLE_ENV = "XAI_FER_DISABLE_PLUGINS"
@@ -78,7 +78,7 @@ def _first_line(exc: Exception) -> str:
     lines = [line for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
     if isinstance(exc, pluggy.PluginValidationError) and len(lines) > 1:
         return lines[-1]  # pluggy's reason ("Argument(s) {...} are declared in the hookimpl but ...") comes last
-    return lines[0]
+    return reason(exc)
 
 
 def _distribution_of(manager: pluggy.PluginManager, plugin) -> str | None:
@@ -189,13 +189,15 @@ def guarded(kind: str, name: str, action: str, function, *args, **kwargs):
         raise plugin_failure(kind, name, action, exc) from exc
 
 
-def plugin_failure(kind: str, name: str, action: str, exc: Exception) -> UserError:
+def plugin_failure(kind: str, name: str, action: str, exc: Exception) -> PluginError:
     """The one-line error for an unexpected exception ``exc`` raised by registered object ``name``."""
     owner = provenance(kind, name) or {"plugin": "unknown", "package": None}
     package = f", package {owner['package']}" if owner["package"] else ""
-    return UserError(f"{kind[:-1]} {name!r} (plugin {owner['plugin']!r}{package}) failed in {action}: "
-                     f"{type(exc).__name__}: {_first_line(exc)}",
-                     f"rerun with --debug for the traceback; {BROKEN_PLUGIN_HINT}")
+    own = _same(owner["package"], OWN_DISTRIBUTION)
+    advice = ("if the model and data look right, this is a bug in xai-fer: please report it" if own
+              else BROKEN_PLUGIN_HINT)
+    return PluginError(f"{kind[:-1]} {name!r} (plugin {owner['plugin']!r}{package}) failed in {action}: "
+                       f"{type(exc).__name__}: {_first_line(exc)}", f"rerun with --debug for the traceback; {advice}")
 
 
 def models() -> dict[str, object]:

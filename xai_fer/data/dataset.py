@@ -130,29 +130,37 @@ class Dataset:
 
     def put_on_255_scale(self, chunk: int = 4096) -> None:
         """Put the pixels on the 0-255 scale every input adapter assumes: float images on a 0-1 scale are
-        multiplied by 255, 16-bit ones scaled down (as the image-folder loader does for 16-bit PNGs); other
-        ranges (negative, standardised pixels; floats above 255) are refused, as no scaling recovers them.
-        Decided on the whole source, before a split is picked, so every split is scaled alike."""
+        multiplied by 255, 16-bit ones scaled down (as the image-folder loader does for 16-bit PNGs), and floats
+        that overshoot 0-255 by at most one level (a resampling's ringing) are clipped. Other ranges are refused:
+        standardised pixels, other bit depths (12-bit values in 16-bit integers, integers above 255 in wider
+        types), where no fixed scaling is right. Decided on the whole source, before a split is picked, so every
+        split is scaled alike; the range is found chunk by chunk, without a copy of the images."""
         images = self.images
         if images.dtype == np.uint8 or not len(images):
             return
         if images.dtype.kind not in "uif":
             raise UserError(f"{self.source}: images must be numeric pixels, got {images.dtype}",
                             "store pixels as integers 0-255 (or floats 0-1)")
-        finite = [block[np.isfinite(block)] for start in range(0, len(images), chunk)
-                  for block in [images[start:start + chunk]]]  # NaN and inf are check_finite's to report
-        finite = [block for block in finite if block.size]
-        if not finite:
+        low, high = np.inf, -np.inf
+        for start in range(0, len(images), chunk):
+            block = images[start:start + chunk]
+            finite = block[np.isfinite(block)] if images.dtype.kind == "f" else block  # NaN: check_finite's
+            if finite.size:
+                low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+        if not np.isfinite(low):
             return
-        low, high = min(float(b.min()) for b in finite), max(float(b.max()) for b in finite)
-        if low < 0 or (images.dtype.kind == "f" and high > 255) or high > 65535:
+        is_float, sixteen_bit = images.dtype.kind == "f", images.dtype == np.uint16 and high > 4095
+        if is_float and high <= 1.0 and low >= 0:
+            self.images = images.astype(np.float32) * np.float32(255.0)
+        elif sixteen_bit:
+            self.images = images.astype(np.float32) * np.float32(255.0 / 65535.0)
+        elif is_float and low >= -1 and high <= 256:
+            if low < 0 or high > 255:
+                self.images = np.clip(images, 0, 255)
+        elif low < 0 or high > 255:
             raise UserError(f"{self.source}: pixel values run from {low:g} to {high:g}, not 0-255",
                             "store raw pixels (integers 0-255, 16-bit integers, or floats 0-1), not standardised "
-                            "ones: xai-fer applies each model's own scaling")
-        if images.dtype.kind == "f" and high <= 1.0:
-            self.images = images.astype(np.float32) * np.float32(255.0)
-        elif high > 255:
-            self.images = (images.astype(np.float32) * np.float32(255.0 / 65535.0)).astype(np.float32)
+                            "or other bit depths: xai-fer applies each model's own scaling")
 
     def check_finite(self, chunk: int = 1024) -> None:
         """Refuse float images holding NaN or infinite pixels: no scaling gives them a meaning, and a model's

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import atomic, reference, registry
 from ..data import load_dataset
-from ..errors import UserError
+from ..errors import PluginError, UserError, reason
 from ..models.adapt import InputAdapter, resolve_scaling
 from ..models.introspect import inspect_model
 from ..models.loading import load_model
@@ -37,8 +37,21 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
     info = inspect_model(model)
     scaling = resolve_scaling(preprocess, info.scales_its_input)
     adapter = InputAdapter.for_model(scaling, tuple(dataset.images.shape[1:]), info.input_shape)
+    if None in info.input_shape and len(dataset):
+        _check_open_size(model, info, adapter, dataset)
     return ExplainContext(model=model, info=info, dataset=dataset, adapter=adapter, seed=seed,
                           batch_size=batch_size)
+
+
+def _check_open_size(model, info, adapter, dataset) -> None:
+    """A model of any image size (``(None, None, C)``) still needs images large enough for its convolutions and
+    pooling: one image through it says so before any work, in one line."""
+    try:
+        model(adapter(dataset.images[:1].astype("float32")), training=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types; the user needs the reason
+        height, width = adapter.data_shape[:2]
+        raise UserError(f"model {info.name!r} cannot take the data's {height}x{width} images: {type(exc).__name__}: "
+                        f"{reason(exc)}", "use larger images, or the size the model was trained on") from None
 
 
 def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None):
@@ -84,6 +97,8 @@ def _applicable(planned, context, asked: set[str]) -> list:
         try:
             validate_against_model([item], context.info)
             check_against_context([item], context)
+        except PluginError:  # the explainer itself failed: that is no reason to skip it quietly
+            raise
         except UserError as exc:
             if item.name in asked or len(planned) == 1:
                 raise

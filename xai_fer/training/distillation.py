@@ -3,9 +3,10 @@ label with the averaged predictions of saved models, so that one model of the us
 ensemble of earlier runs knows (FER2013's labels are noisy: a teacher's soft targets say which images are
 ambiguous).
 
-The teachers predict once, before the first epoch, on the clean training images and their mirror images (the
-reference models' test-time view), averaged. The augmented copies the model then sees keep their image's target:
-shift, rotation and zoom are small, and averaging over the mirror image makes a flipped copy's target the same.
+The teachers predict before the first epoch (and again when a run resumes), on the clean training images and
+their mirror images (the reference models' test-time view), averaged. The augmented copies the model then sees
+keep their image's target: shift, rotation and zoom are small, and averaging over the mirror image makes a
+flipped copy's target the same.
 Any saved model with one output per class can teach: its input is adapted as for explaining (size, channels,
 scaling). Validation keeps the true labels, so validation losses stay comparable with runs trained without
 teachers. With ``teacher_weight`` above 0.5 the training "accuracy" is agreement with the mixed targets' top
@@ -24,7 +25,18 @@ def check_teachers(paths) -> list[Path]:
     """The teachers' model files, refused early (before any data is read) when one can't be used."""
     from ..models.loading import check_model_file
 
-    return [check_model_file(Path(path)) for path in paths]
+    checked = []
+    for path in paths:
+        try:
+            checked.append(check_model_file(Path(path)))
+        except UserError as exc:
+            raise UserError(f"teacher {exc.message}", "check the paths in --set teachers=...") from None
+    return checked
+
+
+def resolved(paths) -> tuple[str, ...]:
+    """Teacher paths made absolute when a run starts, so that ``--resume`` from another directory finds them."""
+    return tuple(str(Path(path).expanduser().resolve()) for path in paths)
 
 
 def teacher_record(paths) -> list[dict]:

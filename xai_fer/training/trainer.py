@@ -27,6 +27,7 @@ from .config import AFTER_TRAINING, TrainConfig
 from .data import split_for_training
 from .devices import configure_cpu_devices
 from .distillation import check_same_teachers, distillation_targets, teacher_record
+from .distillation import resolved as resolved_teachers
 from .initialisation import chain_history, check_init_from, copy_into, load_donor
 from .recalibration import recalibrate_if_better
 from .report import write_curves, write_history
@@ -89,6 +90,8 @@ def check_architecture(base, name: str, input_shape: tuple, num_classes: int) ->
     if not isinstance(base, keras.Model):
         raise UserError(f"{where}: build() returned {type(base).__name__}, not a keras.Model",
                         registry.BROKEN_PLUGIN_HINT)
+    if not base.built:  # a Sequential without an Input, as training will build it behind its own Input
+        base.build((None, *input_shape))
     info = inspect_model(base)
     if info.input_shape != tuple(input_shape) or info.num_classes != num_classes:
         raise UserError(f"{where}: build() made a network from {info.input_shape} to {info.num_classes} classes "
@@ -192,6 +195,8 @@ def train(
     if after_training and not resume:
         raise UserError("after_training changes a resumed or finished run", "put the settings in config instead")
     init_from = check_init_from(init_from, resume)
+    if not resume and config.teachers:
+        config = dataclasses.replace(config, teachers=resolved_teachers(config.teachers))
     changed, resume_commands = None, []
     out_dir = Path(out_dir)
     plugin = registry.lookup("models", model_name)
