@@ -271,6 +271,8 @@ def test_a_model_on_flat_pixels_is_explained_on_the_images(tmp_path, data):
 
 
 def test_models_on_h_by_w_input_and_on_any_image_size(tiny_dataset):
+    from xai_fer.models.adapt import InputAdapter
+
     keras.utils.set_random_seed(7)
     inputs = keras.Input((48, 48))
     x = layers.Reshape((48, 48, 1))(layers.Rescaling(1 / 255)(inputs))
@@ -282,6 +284,9 @@ def test_models_on_h_by_w_input_and_on_any_image_size(tiny_dataset):
     artifacts, *_ = run_explainers(two_d, tiny_dataset, ["activation-max"],
                                    {"activation-max": {"steps": "2", "first": "1"}})
     assert artifacts["activation-max"].summary["layer"] == "conv_a"
+
+    flat_rgb = InputAdapter.for_model("unit", (40, 56, 1), (40 * 56 * 3,))  # gray data, a flat RGB model
+    assert flat_rgb.model_shape == (40, 56, 3) and flat_rgb.describe()["reshape"] == "40x56x3 -> 6720"
 
     inputs = keras.Input((None, None, 1))
     any_size = small_convnet(inputs, layers.Rescaling(1 / 255)(inputs))

@@ -38,7 +38,7 @@ class InputAdapter:
     def for_model(cls, scaling: str, data_shape: tuple, model_input: tuple) -> InputAdapter:
         """The adapter from images of ``data_shape`` to a model declaring input ``model_input`` (see
         ``ModelInfo.input_shape``): an image size left open takes the data's, a flat input is filled by the
-        data's images as they are (or their gray version), or by square gray or RGB images."""
+        data's images as they are (or in gray, or in RGB), or by square gray or RGB images."""
         data_shape, model_input = tuple(data_shape), tuple(model_input)
         if len(model_input) == 3:
             h, w, c = model_input
@@ -47,7 +47,7 @@ class InputAdapter:
             return cls(scaling, data_shape, (*model_input, 1), model_input)
         (size,) = model_input
         height, width, channels = data_shape
-        for image in ((height, width, channels), (height, width, 1), *_square_images(size)):
+        for image in ((height, width, channels), (height, width, 1), (height, width, 3), *_square_images(size)):
             if image[0] * image[1] * image[2] == size:
                 return cls(scaling, data_shape, image, model_input)
         raise UserError(f"the model takes {size} values per image, which {height}x{width}x{channels} images "
