@@ -143,6 +143,15 @@ def test_a_resamplings_overshoot_is_clipped_and_the_range_found_without_a_copy(t
     tracemalloc.stop()
 
 
+def test_a_dataset_made_in_python_is_put_on_the_0_255_scale_too(tiny_dataset):
+    unit = Dataset(images=tiny_dataset.images / 255.0, labels=tiny_dataset.labels,
+                   class_names=tiny_dataset.class_names, source="unit")
+    inputs = keras.Input((48, 48, 1))
+    model = small_convnet(inputs, layers.Rescaling(1 / 255)(inputs))
+    np.testing.assert_allclose(build_context(model, unit).probabilities,
+                               build_context(model, tiny_dataset).probabilities, atol=1e-5)
+
+
 def test_standardised_pixels_are_refused(tmp_path):
     images = sample_images(14).astype(np.float32)
     standardised = (images - images.mean()) / images.std()

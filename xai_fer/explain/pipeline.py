@@ -33,7 +33,9 @@ class ExplainRun:
 
 
 def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch_size: int = 128):
-    """The shared context for a loaded model and dataset (the Python API's entry point)."""
+    """The shared context for a loaded model and dataset (the Python API's entry point). A ``Dataset`` made in
+    Python gets its pixels put on the 0-255 scale, as ``load_dataset`` does (``Dataset.put_on_255_scale``)."""
+    dataset.put_on_255_scale()
     info = inspect_model(model)
     scaling = resolve_scaling(preprocess, info.scales_its_input)
     adapter = InputAdapter.for_model(scaling, tuple(dataset.images.shape[1:]), info.input_shape)
