@@ -64,8 +64,9 @@ CHUNK = 50  # steps per call of the compiled loop (see optimise)
 @dataclass
 class ActivationMaxOptions:
     layer: str | None = option(
-        None, "conv layer to visualise; default: the middle conv layer with a kernel larger than 1x1 "
-              "(index n//2 of them): mid-depth filters show textures and face parts, not just edges")
+        None, "conv layer to visualise (backbone/conv for one inside a nested sub-model; `xai-fer info` lists "
+              "them); default: the middle conv layer with a kernel larger than 1x1 (index n//2 of them): "
+              "mid-depth filters show textures and face parts, not just edges")
     filters: tuple[int, ...] = option((), "filter indices to visualise, e.g. 0,5,7; empty: all (see first)")
     first: int | None = option(None, "visualise only the first N filters of the layer (when filters is empty)")
     steps: int = option(100, "gradient-ascent steps")

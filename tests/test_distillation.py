@@ -62,7 +62,7 @@ def test_targets_mix_the_label_with_the_teachers_mean_over_both_views(tmp_path):
     np.testing.assert_allclose(targets[:, 0], targets[:, 1], rtol=1e-5)
     assert targets[0, 0] > targets[0, 2]
 
-    with pytest.raises(UserError, match="has 3 outputs but the data has 7 classes"):
+    with pytest.raises(UserError, match="has 3 classes but the data has 7"):
         distillation_targets([constant_teacher(tmp_path / "three.keras", [0.2, 0.3, 0.5])], images, labels,
                              FER2013_CLASSES, weight=0.5)
 
@@ -115,7 +115,7 @@ def test_a_run_learns_from_teachers_records_them_and_resumes_only_with_the_same_
     # run folder.
     message = cli_error("train", "dnn", "--data", "no-such-data.h5", "--out", "never", "--epochs", 1,
                         "--set", "teachers=absent.keras")
-    assert "teacher model 'absent.keras' does not exist: check the paths in --set teachers=..." in message
+    assert "teacher model 'absent.keras' does not exist: check the teachers' paths" in message
     assert not (tmp_path / "never").exists()
 
 

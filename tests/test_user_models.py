@@ -91,7 +91,7 @@ def test_activation_max_runs_on_a_mixed_precision_model(tiny_dataset):
 @pytest.mark.parametrize(("data_shape", "model_shape", "hint"), [
     ((48, 48, 4), (48, 48, 1), "gray and RGB are converted into each other"),
     ((1, 48, 48), (48, 48, 1), "the images look channels-first (1x48x48)"),
-    ((48, 48, 1), (1, 48, 48), "the model look channels-first (1x48x48)"),
+    ((48, 48, 1), (1, 48, 48), "the model looks channels-first (1x48x48)"),
 ])
 def test_channel_counts_that_do_not_convert_are_refused(data_shape, model_shape, hint):
     from xai_fer.models.adapt import InputAdapter
@@ -102,17 +102,29 @@ def test_channel_counts_that_do_not_convert_are_refused(data_shape, model_shape,
     InputAdapter("unit", (48, 48, 3), (48, 48, 1))  # RGB data on a gray model: converted by luma
 
 
-@pytest.mark.parametrize(("stored", "expected_max"), [
-    (lambda x: x.astype(np.float32) / 255, 255.0),  # floats on a 0-1 scale
-    (lambda x: x.astype(np.uint16) * 257, 255.0),  # 16-bit
-    (lambda x: x.astype(np.float32), 255.0),  # floats already 0-255
+def _ringing(x):
+    """0-1 floats with a resampling's slight overshoot."""
+    unit = x.astype(np.float32) / 255
+    unit[0, 0, :2] = (-0.003, 1.004)
+    return unit
+
+
+@pytest.mark.parametrize(("stored", "recorded"), [
+    (lambda x: x.astype(np.float32) / 255, "floats 0-1 x 255"),
+    (_ringing, "floats 0-1 x 255 (clipped to 0-1 first)"),
+    (lambda x: x.astype(np.uint16) * 257, "16-bit x 255/65535"),
+    (lambda x: x.astype(np.float32), None),  # floats already 0-255
 ])
-def test_pixels_are_put_on_the_0_255_scale(tmp_path, stored, expected_max):
+def test_pixels_are_put_on_the_0_255_scale_and_it_is_recorded(tmp_path, stored, recorded):
     images = sample_images(14)
-    images[0, 0, 0] = 255
     dataset = load_dataset(write_npz(tmp_path / "d.npz", stored(images), np.arange(14) % 7))
-    np.testing.assert_allclose(dataset.images[..., 0], images, atol=1e-3)
-    assert float(dataset.images.max()) == pytest.approx(expected_max)
+    np.testing.assert_allclose(dataset.images[..., 0].ravel()[2:], images.ravel()[2:], atol=1e-3)
+    assert dataset.pixel_scaling == recorded and dataset.subset(slice(0, 3)).pixel_scaling == recorded
+    if recorded:  # and evaluate says what was done
+        inputs = keras.Input((48, 48, 1))
+        small_convnet(inputs, layers.Rescaling(1 / 255)(inputs)).save(tmp_path / "m.keras")
+        result = invoke("evaluate", tmp_path / "m.keras", "--data", tmp_path / "d.npz")
+        assert result.exit_code == 0 and f"pixel_scaling {recorded}" in result.output, result.output
 
 
 @pytest.mark.parametrize(("images", "message"), [
@@ -152,11 +164,15 @@ def test_a_dataset_made_in_python_is_put_on_the_0_255_scale_too(tiny_dataset):
                                build_context(model, tiny_dataset).probabilities, atol=1e-5)
 
 
-def test_standardised_pixels_are_refused(tmp_path):
+@pytest.mark.parametrize("transform", [
+    lambda x: (x - x.mean()) / x.std(),  # standardised
+    lambda x: (x - 0.3 * 255) / (x.std() * 3),  # standardised, within [-1, 4]
+    lambda x: x / 127.5 - 1,  # [-1, 1]
+])
+def test_standardised_pixels_are_refused(tmp_path, transform):
     images = sample_images(14).astype(np.float32)
-    standardised = (images - images.mean()) / images.std()
     with pytest.raises(UserError, match="pixel values run from -"):
-        load_dataset(write_npz(tmp_path / "d.npz", standardised, np.arange(14) % 7))
+        load_dataset(write_npz(tmp_path / "d.npz", transform(images), np.arange(14) % 7))
 
 
 def test_a_class_name_given_twice_is_refused(tmp_path):
@@ -269,6 +285,9 @@ def test_a_model_on_flat_pixels_is_explained_on_the_images(tmp_path, data):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "report" / "manifest.json").read_text())
     assert manifest["preprocessing"]["reshape"] == "48x48x1 -> 2304"
+    forced = one_line_error("explain", tmp_path / "flat.keras", "--data", data, "-o", "activation-max.steps=5",
+                            "--out", tmp_path / "forced")
+    assert "has no conv layers" in forced and "it ran because options were given for it" in forced
     assert sorted(manifest["explainers"]) == ["confusion", "saliency"]  # no conv layers: no activation-max
     maps = np.load(tmp_path / "report" / "saliency" / "arrays.npz")["maps"]
     assert maps.shape[1:] == (48, 48) and maps.max() > 0
@@ -361,5 +380,5 @@ def test_a_model_of_any_size_refuses_images_too_small_for_it(tmp_path):
                    source="tiny")
     with pytest.raises(UserError, match="model 'open' cannot take the data's 3x3 images: ") as refused:
         build_context(model, tiny)
-    assert "would be negative" in str(refused.value) and "inputs=" not in str(refused.value)
+    assert "output size would be" in str(refused.value) and "inputs=" not in str(refused.value)
     assert "\x1b" not in str(refused.value) and "function_node" not in str(refused.value)

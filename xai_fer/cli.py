@@ -29,8 +29,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # soft_wrap: a long path or result line stays one line when the output goes to a file or a pipe (Rich would
-# otherwise wrap it at 80 columns there).
-console = Console(soft_wrap=True)
+# otherwise wrap it at 80 columns there); tables get 200 columns there too, unless COLUMNS says otherwise.
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+console = Console(soft_wrap=True, width=_PIPE_WIDTH)
 err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
@@ -223,7 +224,12 @@ def train(
     for flag, earlier in [*([("--init-from", init_from)] if init_from is not None else []),
                           *(("teacher", teacher) for teacher in teachers)]:
         leak = holdout_leak(earlier, config)
-        if leak:
+        if leak and flag == "teacher":  # the teacher, not this run, trained on the images this run validates on
+            err_console.print(f"Note: teacher {earlier}: {leak.split(', so ')[0]}, so its targets carry what it "
+                              "learnt from this run's validation images and flatter that validation; use the "
+                              "teacher's --seed and validation settings, or --set validation=publictest.",
+                              highlight=False)
+        elif leak:
             err_console.print(f"Note: {flag} {earlier}: {leak}; give this run the earlier run's --seed and "
                               "validation settings, or --set validation=publictest.", highlight=False)
     dataset = load_dataset(data, format=data_format)
@@ -252,6 +258,11 @@ def train(
         from .training.recalibration import describe
 
         console.print(describe(recalibration))
+    distillation = result.metrics.get("distillation")
+    if distillation:
+        console.print(f"distilled from {len(distillation['teachers'])} teacher(s) at weight "
+                      f"{distillation['teacher_weight']}: together they label "
+                      f"{distillation['train_accuracy_together']:.2%} of the training images right", highlight=False)
     averaging = result.metrics.get("weight_averaging")
     if averaging:
         from .training import averaging as weight_averaging

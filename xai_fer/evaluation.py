@@ -43,6 +43,6 @@ def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = Fa
     probabilities = (predict_probabilities(context.data_model(), context.images(), batch_size=context.batch_size,
                                            tta_flip=True) if tta_flip else context.probabilities)
     report = accuracy_report(probabilities, dataset.labels, context.class_names)
-    report["preprocessing"] = context.adapter.describe()
+    report["preprocessing"] = {"pixel_scaling": dataset.pixel_scaling, **context.adapter.describe()}
     report["tta_flip"] = tta_flip
     return report

@@ -86,6 +86,8 @@ class Dataset:
     format: str = ""
     ids: np.ndarray | None = None
     usage: np.ndarray | None = field(default=None, repr=False)
+    # How put_on_255_scale changed the stored pixels ("floats 0-1 x 255", ...), recorded with every result.
+    pixel_scaling: str | None = None
 
     def __post_init__(self):
         # Checked here, not only in the built-in loaders: a third-party format's mistakes (a list of images,
@@ -126,6 +128,7 @@ class Dataset:
             format=self.format,
             ids=pick(self.ids),
             usage=pick(self.usage),
+            pixel_scaling=self.pixel_scaling,
         )
 
     def put_on_255_scale(self, chunk: int = 4096) -> None:
@@ -150,17 +153,20 @@ class Dataset:
         if not np.isfinite(low):
             return
         is_float, sixteen_bit = images.dtype.kind == "f", images.dtype == np.uint16 and high > 4095
-        if is_float and high <= 1.0 and low >= 0:
-            self.images = images.astype(np.float32) * np.float32(255.0)
+        if is_float and low >= -0.01 and high <= 1.01:  # 0-1 floats, with a resampling's slight overshoot
+            self.images = np.clip(images.astype(np.float32), 0, 1) * np.float32(255.0)
+            self.pixel_scaling = "floats 0-1 x 255" + (" (clipped to 0-1 first)" if low < 0 or high > 1 else "")
         elif sixteen_bit:
             self.images = images.astype(np.float32) * np.float32(255.0 / 65535.0)
-        elif is_float and low >= -1 and high <= 256:
-            if low < 0 or high > 255:
-                self.images = np.clip(images, 0, 255)
+            self.pixel_scaling = "16-bit x 255/65535"
+        elif is_float and low >= -1 and 32 < high <= 256 and (low < 0 or high > 255):
+            # 0-255 floats that overshoot by at most one level; a brightest pixel of 32 or less is no 0-255 image
+            self.images = np.clip(images, 0, 255)
+            self.pixel_scaling = "clipped to 0-255"
         elif low < 0 or high > 255:
             raise UserError(f"{self.source}: pixel values run from {low:g} to {high:g}, not 0-255",
                             "store raw pixels (integers 0-255, 16-bit integers, or floats 0-1), not standardised "
-                            "or other bit depths: xai-fer applies each model's own scaling")
+                            "or [-1, 1] ones or other bit depths: xai-fer applies each model's own scaling")
 
     def check_finite(self, chunk: int = 1024) -> None:
         """Refuse float images holding NaN or infinite pixels: no scaling gives them a meaning, and a model's

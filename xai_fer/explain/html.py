@@ -38,7 +38,8 @@ def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]]) ->
         "model": f"{model['path']} ({model['name']}, {model['parameters']:,} parameters)",
         "model sha256": model["sha256"],
         "data": f"{data['source']} ({data['format']}, split {data['split'] or 'all'}, {data['n']} images)",
-        "preprocessing": ", ".join(f"{k}: {v}" for k, v in manifest["preprocessing"].items() if v),
+        "preprocessing": ", ".join(f"{k}: {v}" for k, v in {"pixel_scaling": data.get("pixel_scaling"),
+                                                               **manifest["preprocessing"]}.items() if v),
         "seed": manifest["seed"],
         "created": manifest["created"],
     }

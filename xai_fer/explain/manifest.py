@@ -42,6 +42,7 @@ def build_manifest(model_path, info, dataset, adapter, planned, seed, timings, s
         "model": {"path": str(model_path), "sha256": file_sha256(Path(model_path)), **info.as_dict()},
         "data": {"source": dataset.source, "format": dataset.format, "split": dataset.split, "n": len(dataset),
                  "image_shape": list(dataset.images.shape[1:]), "labelled": dataset.labels is not None,
+                 "pixel_scaling": dataset.pixel_scaling,  # how the stored pixels were put on the 0-255 scale
                  "class_names": list(dataset.class_names),
                  "format_plugin": registry.provenance("datasets", dataset.format) if dataset.format else None},
         "preprocessing": adapter.describe(),

@@ -48,7 +48,11 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
 def _check_open_size(model, info, adapter, dataset) -> None:
     """A model of any image size (``(None, None, C)``) still needs images large enough for its convolutions and
     pooling: one image through it says so before any work, in one line."""
+    import keras
+
     try:
+        # The shapes every layer computes (no new nodes are added to the model), then one real image.
+        model.compute_output_spec(keras.KerasTensor((None, *(adapter.model_input or adapter.model_shape))))
         model(adapter(dataset.images[:1].astype("float32")), training=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types; the user needs the reason
         height, width = adapter.data_shape[:2]
@@ -102,9 +106,12 @@ def _applicable(planned, context, asked: set[str]) -> list:
         except PluginError:  # the explainer itself failed: that is no reason to skip it quietly
             raise
         except UserError as exc:
-            if item.name in asked or len(planned) == 1:
+            if item.name in asked:  # options were given for it: the user meant it to run
+                raise UserError(exc.message, f"{exc.hint + '; ' if exc.hint else ''}it ran because options were "
+                                             f"given for it (-o {item.name}.KEY=VALUE)") from None
+            if len(planned) == 1:
                 raise
-            context.skipped[item.name] = exc.message
+            context.skipped[item.name] = exc.message.removeprefix(f"{item.name}: ")  # the name is shown with it
             continue
         kept.append(item)
     if not kept:

@@ -58,7 +58,8 @@ class InputAdapter:
         # Gray and RGB convert into each other; any other pair (RGBA, gray+alpha, a channels-first layout read
         # as 48 channels) has no meaningful conversion.
         if data_c != model_c and {data_c, model_c} != {1, 3}:
-            raise UserError(f"data has {data_c} channels but the model expects {model_c}", self._channel_hint())
+            raise UserError(f"data has {data_c} channel{'s' * (data_c != 1)} but the model expects {model_c}",
+                            self._channel_hint())
 
     def _channel_hint(self) -> str:
         for what, shape in (("images", self.data_shape), ("model", self.model_shape)):
@@ -66,7 +67,8 @@ class InputAdapter:
                 fix = ("transpose them to (N, H, W, C)" if what == "images"
                        else "save a channels-last model (input (H, W, C))")
                 shown = "x".join(map(str, shape))
-                return f"the {what} look channels-first ({shown}): xai-fer works channels-last; {fix}"
+                looks = "look" if what == "images" else "looks"
+                return f"the {what} {looks} channels-first ({shown}): xai-fer works channels-last; {fix}"
         return "use images with the model's channel count (gray and RGB are converted into each other)"
 
     def describe(self) -> dict:

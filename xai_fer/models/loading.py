@@ -44,6 +44,11 @@ def check_model_file(path: Path) -> Path:
     elif head[:4] == b"PK\x03\x04":
         if not zipfile.is_zipfile(path):
             raise UserError(f"{path} is a truncated .keras archive", "copy or export the model again")
+        with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
+        if members and all(name.endswith(".npy") for name in members):
+            raise UserError(f"{path} is a NumPy .npz archive of arrays (data), not a model",
+                            "pass a saved model as the model, and the .npz as --data")
         if path.suffix != ".keras":
             raise UserError(f"{path} looks like a .keras archive but is named {path.suffix or 'without suffix'}",
                             "rename it to end in .keras")

@@ -30,7 +30,8 @@ def check_teachers(paths) -> list[Path]:
         try:
             checked.append(check_model_file(Path(path)))
         except UserError as exc:
-            raise UserError(f"teacher {exc.message}", "check the paths in --set teachers=...") from None
+            raise UserError(f"teacher {exc.message}", "check the teachers' paths (--set teachers=..., or those "
+                                                      "the run started with)") from None
     return checked
 
 
@@ -70,8 +71,8 @@ def distillation_targets(paths, x_train: np.ndarray, y_train: np.ndarray, class_
     for path in check_teachers(paths):
         context = build_context(load_model(path), dataset)
         if context.info.num_classes != num_classes:
-            raise UserError(f"teacher {path} has {context.info.num_classes} outputs but the data has "
-                            f"{num_classes} classes", "teach with models trained on the same classes")
+            raise UserError(f"teacher {path} has {context.info.num_classes} classes but the data has "
+                            f"{num_classes}", "teach with models trained on the same classes")
         # The mirrored view is taken in data space, in front of the input adapter (see evaluation.evaluate_model).
         probabilities = predict_probabilities(context.data_model(), context.images(), batch_size=context.batch_size,
                                               tta_flip=True)
