@@ -71,14 +71,17 @@ class InputAdapter:
                 return f"the {what} {looks} channels-first ({shown}): xai-fer works channels-last; {fix}"
         return "use images with the model's channel count (gray and RGB are converted into each other)"
 
+    @property
+    def _shrinks(self) -> bool:
+        return self.model_shape[0] < self.data_shape[0] or self.model_shape[1] < self.data_shape[1]
+
     def describe(self) -> dict:
         return {
             "scaling": self.scaling,
             "scaling_formula": SCALINGS[self.scaling],
             "resize": None if self.data_shape[:2] == self.model_shape[:2]
             else f"{self.data_shape[0]}x{self.data_shape[1]} -> {self.model_shape[0]}x{self.model_shape[1]} bilinear"
-            + (" antialiased" if self.model_shape[0] < self.data_shape[0] or self.model_shape[1] < self.data_shape[1]
-               else ""),
+            + (" antialiased" if self._shrinks else ""),
             "channels": None if self.data_shape[-1] == self.model_shape[-1]
             else f"{self.data_shape[-1]} -> {self.model_shape[-1]}",
             "reshape": None if self.model_input is None
@@ -100,8 +103,7 @@ class InputAdapter:
             x = (x - mean) / ops.maximum(std, 1e-6)  # constant images stay finite
         if self.data_shape[:2] != self.model_shape[:2]:
             # Antialiased when shrinking, as image libraries do: plain bilinear sampling would alias fine detail.
-            shrinking = self.model_shape[0] < self.data_shape[0] or self.model_shape[1] < self.data_shape[1]
-            x = ops.image.resize(x, self.model_shape[:2], interpolation="bilinear", antialias=shrinking)
+            x = ops.image.resize(x, self.model_shape[:2], interpolation="bilinear", antialias=self._shrinks)
         data_c, model_c = self.data_shape[-1], self.model_shape[-1]
         if data_c == 1 and model_c > 1:
             x = ops.repeat(x, model_c, axis=-1)
