@@ -19,6 +19,12 @@
 # DEADLINE seconds the runs still going are interrupted (each keeps its last finished epoch). Every run's
 # state.json and best model come back in $OUT/NAME.tar; unpack it here and finish the run with the full data
 # (PrivateTest did not travel):   xai-fer train cnn --data ../shared/data/fer2013.h5 --out runs/NAME --finish
+#
+# Nobody knows in advance how long an epoch takes there with several runs sharing the GPU, and a cosine schedule
+# cut short by the deadline ends at a high learning rate. So once every run has PROBE_EPOCHS (default 3) epochs,
+# each run whose --epochs N would not end by the deadline is started again, from scratch, with as many epochs as
+# fit (its measured epoch time and start-up time, TAIL_SECONDS left for the work after the last epoch).
+# PROBE_EPOCHS=0 turns that off. Each run's ARGS must then name --epochs.
 set -u
 START=$(date +%s); DEADLINE=$1; shift
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
@@ -28,6 +34,8 @@ printf 'Metadata-Version: 2.1\nName: xai-fer\nVersion: 0.1.0\n' > /tmp/site/xai_
 ln -sfn "$PWD/plugins" /tmp/site/xai_fer_plugins
 export PYTHONFAULTHANDLER=1 PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.2}  # several runs share the GPU
+# A run started again after the probe compiles the same steps: keep them on disk.
+export JAX_COMPILATION_CACHE_DIR=/tmp/jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 nvidia-smi -L
 python3 scripts/pack_fer2013.py unpack .gpu/fer2013.xz ../shared/data/fer2013.h5 || exit 1
 # Background jobs of a non-interactive bash start with SIGINT ignored: restore Python's handler, or the deadline's
@@ -35,15 +43,57 @@ python3 scripts/pack_fer2013.py unpack .gpu/fer2013.xz ../shared/data/fer2013.h5
 XAI_FER=(python3 -c "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)
 from xai_fer.cli import main; main()")
 "${XAI_FER[@]}" plugins >/dev/null || exit 1
-pids=(); names=()
+PROBE_EPOCHS=${PROBE_EPOCHS:-3}; TAIL_SECONDS=${TAIL_SECONDS:-45}
+pids=(); names=(); specs=(); launched=()
+launch() {  # launch INDEX NAME ARGS: one run, in the background, logged to $OUT/NAME.log
+  local i=$1 name=$2; shift 2
+  # shellcheck disable=SC2068  # ARGS are meant to split
+  "${XAI_FER[@]}" train cnn --data ../shared/data/fer2013.h5 --out "runs/$name" $@ >> "$OUT/$name.log" 2>&1 &
+  pids[i]=$!; launched[i]=$(date +%s)
+}
 for spec in "$@"; do
   read -r name args <<<"$spec"
-  # shellcheck disable=SC2086  # ARGS are meant to split
-  "${XAI_FER[@]}" train cnn --data ../shared/data/fer2013.h5 --out "runs/$name" $args > "$OUT/$name.log" 2>&1 &
-  pids+=($!); names+=("$name")
+  i=${#names[@]}; names+=("$name"); specs+=("$args")
+  launch "$i" "$name" "$args"
 done
 echo "started ${names[*]} at +$(( $(date +%s) - START ))s"
 running() { for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+# epochs_done NAME: finished epochs of runs/NAME (0 before the first)
+epochs_done() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['epoch'])" \
+  "runs/$1/checkpoints/state.json" 2>/dev/null || echo 0; }
+probing() { for i in "${!names[@]}"; do
+  kill -0 "${pids[i]}" 2>/dev/null && [ "$(epochs_done "${names[i]}")" -lt "$PROBE_EPOCHS" ] && return 0; done; return 1; }
+if [ "$PROBE_EPOCHS" -gt 0 ]; then
+  while probing && [ $(( $(date +%s) - START )) -lt "$DEADLINE" ]; do sleep 2; done
+  for i in "${!names[@]}"; do
+    name=${names[i]}; kill -0 "${pids[i]}" 2>/dev/null || continue
+    # From the run's own clock (state.json's history): the last epoch's seconds are the steady pace; whatever
+    # else has passed since the launch (data, teachers, compiling) is paid again by a new start.
+    fit=$(python3 - "runs/$name/checkpoints/state.json" "${launched[i]}" "$START" "$DEADLINE" "$TAIL_SECONDS" \
+          "${specs[i]}" <<'PY'
+import json, re, sys, time
+state, launched, start, deadline, tail, args = sys.argv[1], *map(float, sys.argv[2:6]), sys.argv[6]
+s = json.load(open(state))
+seconds, done = s["history"]["seconds"], s["epoch"]
+planned = int(re.search(r"--epochs[ =](\d+)", args).group(1))
+now, pace = time.time(), seconds[-1]
+startup = now - launched - sum(seconds) + seconds[0] - pace
+if now + (planned - done) * pace + tail <= start + deadline:
+    print(f"keep {planned} {pace:.1f} {startup:.0f}")
+else:
+    print(f"restart {int((start + deadline - now - startup - tail) // pace)} {pace:.1f} {startup:.0f}")
+PY
+)
+    read -r verdict epochs pace startup <<<"$fit"
+    echo "$name: $verdict ($epochs epochs at ${pace}s an epoch, start-up ${startup}s) at +$(( $(date +%s) - START ))s"
+    if [ "$verdict" = restart ] && [ "$epochs" -ge 10 ]; then
+      kill -9 "${pids[i]}"; wait "${pids[i]}" 2>/dev/null; rm -rf "runs/$name"
+      specs[i]=$(sed -E "s/--epochs[ =][0-9]+/--epochs $epochs/" <<<"${specs[i]}")
+      echo "== restarted with --epochs $epochs" >> "$OUT/$name.log"
+      launch "$i" "$name" "${specs[i]}"
+    fi
+  done
+fi
 while running && [ $(( $(date +%s) - START )) -lt "$DEADLINE" ]; do sleep 5; done
 if running; then
   echo "deadline: interrupting the runs still going"
