@@ -1,6 +1,8 @@
 """Build the bundled defaults of ``xai-fer explain`` from finished training runs and the real FER2013.
 
-    python scripts/build_reference.py --cnn runs/cnn --dnn runs/dnn --h5 ../shared/data/fer2013.h5
+    python scripts/build_reference.py --cnn runs/cnn --dnn runs/dnn --h5 ../shared/data/fer2013.h5 \\
+        [--teachers runs/a runs/b]          # the runs whose models taught a distilled one
+        [--cnn-candidates runs/c runs/d]    # the runs --cnn was chosen from, listed side by side
 
 Copies each run's model, metrics, history and curves into ``xai_fer/reference/`` (names prefixed with the
 model), draws a stratified PrivateTest sample (``--per-class`` images of every class) into ``sample.npz``, and
@@ -10,6 +12,7 @@ writes ``xai_fer/reference/README.md`` with the measured numbers and the command
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -81,7 +84,91 @@ def _where(environment: dict) -> str:
     return f"Keras {environment.get('keras')} on {environment.get('backend')}, {device}"
 
 
-def write_readme(metrics: dict, sample: dict) -> None:
+def command_lines(name: str, m: dict, indent: str = "") -> list[str]:
+    """The commands that made a run's model, in order: every run of its ``--init-from`` chain, then its own."""
+    lines = []
+    earlier = ancestors(m.get("initialisation"))  # runs before this one (`--init-from`): the whole chain
+    steps = [*(a.get("command") or "command not recorded" for a in earlier), m["command"]]
+    for step, command in enumerate(steps, start=1):
+        where = f" ({_where(m.get('environment', {}))})" if step == len(steps) else ""
+        start = earlier[step - 2] if step > 1 else None
+        origin = (f"from the model of step {step - 1} (`{start['path']}`, sha256 {start['sha256'][:12]}…): "
+                  if start else "")
+        prefix = f"- {name}:" if len(steps) == 1 else (f"- {name}, 1." if step == 1 else f"  {step}.")
+        lines.append(f"{indent}{prefix} {origin}`{command}`{where}")
+    for resumed in m.get("resume_commands") or []:
+        lines.append(f"{indent}  then continued with `{resumed}`")
+    if m.get("finish_command"):
+        stopped = m["epochs"] < m.get("planned_epochs", m["epochs"])
+        lines.append(f"{indent}  then {'stopped early (time ran out) and ' if stopped else ''}written and evaluated "
+                     f"from its checkpoints with `{m['finish_command']}` "
+                     f"({_where(m.get('finish_environment') or {})})")
+    return lines
+
+
+def teacher_lines(name: str, m: dict, teacher_runs: list[Path]) -> list[str]:
+    """Which models taught a distilled run, found among ``teacher_runs`` by the sha256 its metrics recorded, each
+    with the commands that made it: the paths it recorded are only where the files were on the training machine."""
+    distillation = m.get("distillation")
+    if not distillation:
+        return []
+    by_sha = {hashlib.sha256((run / "model.keras").read_bytes()).hexdigest(): run for run in teacher_runs}
+    lines = ["", f"{name} was distilled (`teachers`, teacher weight {distillation['teacher_weight']}) from "
+             f"{len(distillation['teachers'])} models, which together label "
+             f"{_pct(distillation['train_accuracy_together'])} of the training images right (the paths in its "
+             f"command are where the files lay when it ran; each teacher is named here by its sha256):", ""]
+    for teacher, accuracy in zip(distillation["teachers"], distillation["train_accuracy_each"], strict=True):
+        run = by_sha.get(teacher["sha256"])
+        if run is None:
+            raise SystemExit(f"{name}'s teacher {teacher['path']} (sha256 {teacher['sha256'][:12]}…) is none of "
+                             f"the --teachers runs' model.keras: pass the run that trained it")
+        teacher_metrics = json.loads((run / "metrics.json").read_text())
+        lines.append(f"- `{run.name}` (sha256 {teacher['sha256'][:12]}…, {_pct(accuracy)} of the training images "
+                     f"right), made by:")
+        lines += command_lines(run.name, teacher_metrics, indent="  ")
+    return lines
+
+
+def shipped_validation_loss(m: dict) -> float | None:
+    """The validation loss of the model a run wrote, from the records of the steps after its last epoch."""
+    averaged, recalibrated = m.get("weight_averaging"), m.get("batch_norm_recalibration")
+    if averaged:
+        return averaged["validation_loss_average" if averaged["kept"] else "validation_loss_best"]
+    if recalibrated:
+        return recalibrated["validation_loss_after" if recalibrated["kept"] else "validation_loss_before"]
+    return None
+
+
+def candidate_lines(chosen: Path, candidates: list[Path]) -> list[str]:
+    """The runs the CNN was chosen from, side by side: the one with the best validation (PublicTest) accuracy in
+    the view it is measured in (mirrored, where the runs have it) is chosen; PrivateTest plays no part."""
+    if not candidates:
+        return []
+    runs = {run: json.loads((run / "metrics.json").read_text()) for run in dict.fromkeys([chosen, *candidates])}
+
+    def accuracy(m: dict, split: str, view: str):
+        return m["splits"].get(split, {}).get(view, {}).get("accuracy")
+
+    def validation(m: dict) -> float:
+        return accuracy(m, "PublicTest", "tta_flip") or accuracy(m, "PublicTest", "plain")
+
+    best = max(runs, key=lambda run: validation(runs[run]))
+    if best.resolve() != chosen.resolve():
+        raise SystemExit(f"--cnn {chosen} is not the candidate with the best validation accuracy ({best} is)")
+    lines = ["", f"The CNN was chosen among {len(runs)} runs as the one with the best validation (PublicTest) "
+             "accuracy with the mirrored view (the rule uses no PrivateTest number):", "",
+             "| run | validation loss | PublicTest | PublicTest + flip | PrivateTest | PrivateTest + flip |",
+             "|---|---|---|---|---|---|"]
+    for run, m in runs.items():
+        loss = shipped_validation_loss(m)
+        mark = " (chosen)" if run == best else ""
+        lines.append(f"| `{run.name}`{mark} | {'-' if loss is None else f'{loss:.4f}'} | "
+                     f"{_pct(accuracy(m, 'PublicTest', 'plain'))} | {_pct(accuracy(m, 'PublicTest', 'tta_flip'))} | "
+                     f"{_pct(accuracy(m, 'PrivateTest', 'plain'))} | {_pct(accuracy(m, 'PrivateTest', 'tta_flip'))} |")
+    return lines
+
+
+def write_readme(metrics: dict, sample: dict, teacher_runs: list[Path], candidates: list[str]) -> None:
     lines = ["# Reference models", "",
              "Generated by `scripts/build_reference.py`; every number below is read from the `*_metrics.json`",
              "files written by `xai-fer train`.", "",
@@ -102,22 +189,10 @@ def write_readme(metrics: dict, sample: dict) -> None:
               "(see the commands).",
               "", "Commands:", ""]
     for name, m in metrics.items():
-        earlier = ancestors(m.get("initialisation"))  # runs before this one (`--init-from`): the whole chain
-        steps = [*(a.get("command") or "command not recorded" for a in earlier), m["command"]]
-        for step, command in enumerate(steps, start=1):
-            where = f" ({_where(m.get('environment', {}))})" if step == len(steps) else ""
-            start = earlier[step - 2] if step > 1 else None
-            origin = (f"from the model of step {step - 1} (`{start['path']}`, sha256 {start['sha256'][:12]}…): "
-                      if start else "")
-            prefix = f"- {name}:" if len(steps) == 1 else (f"- {name}, 1." if step == 1 else f"  {step}.")
-            lines.append(f"{prefix} {origin}`{command}`{where}")
-        for resumed in m.get("resume_commands") or []:
-            lines.append(f"  then continued with `{resumed}`")
-        if m.get("finish_command"):
-            stopped = m["epochs"] < m.get("planned_epochs", m["epochs"])
-            lines.append(f"  then {'stopped early (time ran out) and ' if stopped else ''}written and evaluated "
-                         f"from its checkpoints with `{m['finish_command']}` "
-                         f"({_where(m.get('finish_environment') or {})})")
+        lines += command_lines(name, m)
+    for name, m in metrics.items():
+        lines += teacher_lines(name, m, teacher_runs)
+    lines += candidates
     recalibrated = {name: m["batch_norm_recalibration"] for name, m in metrics.items()
                     if m.get("batch_norm_recalibration")}
     if recalibrated:
@@ -139,12 +214,17 @@ def main() -> None:
     parser.add_argument("--cnn", type=Path, required=True)
     parser.add_argument("--dnn", type=Path, required=True)
     parser.add_argument("--h5", type=Path, required=True)
+    parser.add_argument("--teachers", type=Path, nargs="*", default=[],
+                        help="the runs whose models taught a distilled --cnn or --dnn (their commands are listed)")
+    parser.add_argument("--cnn-candidates", type=Path, nargs="*", default=[],
+                        help="the other runs --cnn was chosen from (the best validation accuracy must be --cnn's)")
     parser.add_argument("--per-class", type=int, default=28)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    candidates = candidate_lines(args.cnn, args.cnn_candidates)  # refuses a --cnn that is not the best one
     metrics = {name: copy_run(name, run, args.h5.name) for name, run in (("cnn", args.cnn), ("dnn", args.dnn))}
     sample = build_sample(args.h5, args.per_class, args.seed)
-    write_readme(metrics, sample)
+    write_readme(metrics, sample, args.teachers, candidates)
     print((REFERENCE / "README.md").read_text())
 
 

@@ -235,6 +235,14 @@ def test_reference_numbers_are_read_from_the_metrics_files(docs_hook, tmp_path):
                     "then continued with `xai-fer train cnn --resume`"):
         assert command in table, command
 
+    # A distilled model: the table says it was taught and where its teachers are listed.
+    distilled = metrics(0.70, 0.71) | {"distillation": {"teachers": [{"path": "/a.keras", "sha256": "0" * 64}] * 3,
+                                                        "teacher_weight": 0.5}}
+    (tmp_path / "cnn_metrics.json").write_text(json.dumps(distilled))
+    table = docs_hook.render_reference_numbers(tmp_path)
+    assert "taught by 3 earlier model(s) (knowledge distillation, teacher weight 0.5)" in table
+    assert "`xai_fer/reference/README.md` names each" in table
+
 
 def test_study_numbers_come_from_the_reference_builder(docs_hook):
     assert docs_hook.study_numbers() == {"cnn": 0.68793, "dnn": 0.3777}

@@ -175,6 +175,11 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
         lines += [f"    then continued with `{resumed}`" for resumed in m.get("resume_commands") or []]
         if m.get("finish_command"):
             lines.append(f"    then written and evaluated with `{m['finish_command']}`")
+        if m.get("distillation"):
+            teachers = m["distillation"]["teachers"]
+            lines.append(f"    taught by {len(teachers)} earlier model(s) (knowledge distillation, teacher weight "
+                         f"{m['distillation']['teacher_weight']}); `xai_fer/reference/README.md` names each by its "
+                         "sha256 with the commands that made it, and the runs this one was chosen from")
     return "\n".join(lines) + "\n"
 
 

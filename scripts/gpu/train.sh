@@ -13,6 +13,12 @@
 # Teachers for knowledge distillation travel in .gpu too (a trained CNN's model.keras is about 3 MB):
 #   mkdir -p .gpu/teachers && cp runs/cnn60/model.keras .gpu/teachers/cnn60.keras
 # and a run names them:  "distilled --preset improved --set teachers=.gpu/teachers/cnn60.keras,..."
+# The 64 MiB hold the tracked files (~9.5 MB), the pack (48.5 MB) and the wheels (5.9 MB), and little more: name
+# the shipped xai_fer/reference/cnn.keras as a teacher where it is one, and for the call take what the GPU does
+# not need out of the index (it then does not travel), putting it back straight after:
+#   git rm -r -q --cached docs xai_fer/reference/dnn.keras && printf '/docs/\n/xai_fer/reference/dnn.keras\n' \
+#       >> .git/info/exclude            # after the call:  git reset -q -- docs xai_fer/reference/dnn.keras
+#                                       # and remove those two lines from .git/info/exclude
 #
 # then run there, carrying .gpu and .whl:   bash scripts/gpu/train.sh DEADLINE "NAME ARGS..." ...
 # Each "NAME ARGS" is one `xai-fer train cnn` run into runs/NAME (they run side by side on the one GPU). At
@@ -27,7 +33,8 @@
 # PROBE_EPOCHS=0 turns that off. Each run's ARGS must then name --epochs.
 set -u
 START=$(date +%s); DEADLINE=$1; shift
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  || exit 1  # --upgrade: a machine still warm from the last call has them already
 mkdir -p /tmp/site/xai_fer-0.1.0.dist-info
 cp .gpu/entry_points.txt /tmp/site/xai_fer-0.1.0.dist-info/
 printf 'Metadata-Version: 2.1\nName: xai-fer\nVersion: 0.1.0\n' > /tmp/site/xai_fer-0.1.0.dist-info/METADATA

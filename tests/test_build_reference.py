@@ -1,0 +1,69 @@
+"""scripts/build_reference.py: the teachers of a distilled reference model and the runs it was chosen from are
+listed from what training recorded, and a --cnn that is not the best candidate on validation is refused."""
+
+import hashlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def build():
+    spec = importlib.util.spec_from_file_location("xai_fer_build_reference", ROOT / "scripts" / "build_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, public_flip: float, private_flip: float, model: bytes = b"weights", **extra) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(model)
+    splits = {"PublicTest": {"plain": {"accuracy": public_flip - 0.01}, "tta_flip": {"accuracy": public_flip}},
+              "PrivateTest": {"plain": {"accuracy": private_flip - 0.01}, "tta_flip": {"accuracy": private_flip}}}
+    metrics = {"splits": splits, "command": f"xai-fer train cnn --out {folder.name}", "epochs": 10,
+               "batch_norm_recalibration": {"validation_loss_before": 1.2, "validation_loss_after": 1.1,
+                                            "kept": True}, **extra}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_candidates_are_listed_and_only_the_best_on_validation_is_accepted(build, tmp_path):
+    best = _run(tmp_path / "kd05", public_flip=0.695, private_flip=0.70)
+    other = _run(tmp_path / "kd08", public_flip=0.688, private_flip=0.75)  # better on PrivateTest: not a reason
+    lines = build.candidate_lines(best, [other])
+    table = "\n".join(lines)
+    assert "| `kd05` (chosen) | 1.1000 | 68.50% | 69.50% | 69.00% | 70.00% |" in table
+    assert "| `kd08` |" in table and "the rule uses no PrivateTest number" in table
+    with pytest.raises(SystemExit, match="kd05 is"):
+        build.candidate_lines(other, [best])
+    assert build.candidate_lines(best, []) == []
+
+
+def test_the_shipped_validation_loss_follows_what_was_kept(build):
+    averaged = {"weight_averaging": {"validation_loss_average": 1.0, "validation_loss_best": 1.05, "kept": False}}
+    assert build.shipped_validation_loss(averaged) == 1.05
+    assert build.shipped_validation_loss({"weight_averaging": {**averaged["weight_averaging"], "kept": True}}) == 1.0
+    assert build.shipped_validation_loss({"batch_norm_recalibration": {
+        "validation_loss_before": 1.2, "validation_loss_after": 1.3, "kept": False}}) == 1.2
+    assert build.shipped_validation_loss({}) is None
+
+
+def test_teachers_are_named_by_sha256_with_the_commands_that_made_them(build, tmp_path):
+    teacher = _run(tmp_path / "cnn60", 0.68, 0.69, model=b"teacher weights")
+    decoy = _run(tmp_path / "swa16", 0.68, 0.69, model=b"other weights")
+    sha = hashlib.sha256(b"teacher weights").hexdigest()
+    distillation = {"teachers": [{"path": "/elsewhere/xai_fer/reference/cnn.keras", "sha256": sha}],
+                    "teacher_weight": 0.5, "train_accuracy_each": [0.8], "train_accuracy_together": 0.8}
+    lines = build.teacher_lines("cnn", {"distillation": distillation}, [decoy, teacher])
+    text = "\n".join(lines)
+    assert f"`cnn60` (sha256 {sha[:12]}…, 80.00% of the training images right)" in text
+    assert "  - cnn60: `xai-fer train cnn --out cnn60`" in text and "swa16" not in text
+    with pytest.raises(SystemExit, match="none of the --teachers runs"):
+        build.teacher_lines("cnn", {"distillation": distillation}, [decoy])
+    assert build.teacher_lines("cnn", {}, []) == []
