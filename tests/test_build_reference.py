@@ -34,15 +34,19 @@ def _run(folder: Path, public_flip: float, private_flip: float, model: bytes = b
 
 
 def test_candidates_are_listed_and_only_the_best_on_validation_is_accepted(build, tmp_path):
+    from xai_fer.reference import selection
+
     best = _run(tmp_path / "kd05", public_flip=0.695, private_flip=0.70)
     other = _run(tmp_path / "kd08", public_flip=0.688, private_flip=0.75)  # better on PrivateTest: not a reason
-    lines = build.candidate_lines(best, [other])
-    table = "\n".join(lines)
+    chosen_among = build.choose(best, [other])
+    assert json.loads(json.dumps(chosen_among)) == chosen_among  # recorded as cnn_selection.json
+    table = "\n".join(selection.markdown(chosen_among))
     assert "| `kd05` (chosen) | 1.1000 | 68.50% | 69.50% | 69.00% | 70.00% |" in table
-    assert "| `kd08` |" in table and "the rule uses no PrivateTest number" in table
+    assert "| `kd08` | 1.1000 | 67.80% | 68.80% | 74.00% | 75.00% |" in table
+    assert "among 2 runs by the best validation (PublicTest) accuracy" in table and "no PrivateTest number" in table
     with pytest.raises(SystemExit, match="kd05 is"):
-        build.candidate_lines(other, [best])
-    assert build.candidate_lines(best, []) == []
+        build.choose(other, [best])
+    assert build.choose(best, []) is None
 
 
 def test_the_shipped_validation_loss_follows_what_was_kept(build):
@@ -67,3 +71,17 @@ def test_teachers_are_named_by_sha256_with_the_commands_that_made_them(build, tm
     with pytest.raises(SystemExit, match="none of the --teachers runs"):
         build.teacher_lines("cnn", {"distillation": distillation}, [decoy])
     assert build.teacher_lines("cnn", {}, []) == []
+
+
+def test_the_shipped_selection_describes_the_shipped_cnn():
+    """cnn_selection.json is rewritten with the CNN: its chosen run's numbers are the shipped metrics'."""
+    from xai_fer.reference import HERE, selection
+
+    chosen_among = selection.read()
+    if chosen_among is None:
+        pytest.skip("the shipped CNN was not chosen among candidates (no cnn_selection.json)")
+    metrics = json.loads((HERE / "cnn_metrics.json").read_text())
+    (chosen,) = [run for run in chosen_among["runs"] if run["chosen"]]
+    for split, view in selection.COLUMNS:
+        assert chosen["accuracy"][f"{split} {view}"] == metrics["splits"][split][view]["accuracy"], (split, view)
+    assert f"--out runs/{chosen['name']} " in metrics["command"]

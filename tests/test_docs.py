@@ -243,6 +243,14 @@ def test_reference_numbers_are_read_from_the_metrics_files(docs_hook, tmp_path):
     assert "taught by 3 earlier model(s) (knowledge distillation, teacher weight 0.5)" in table
     assert "`xai_fer/reference/README.md` names each" in table
 
+    # A CNN chosen among several runs: the candidates side by side, from cnn_selection.json.
+    runs = [{"name": "kd05", "chosen": True, "validation_loss": 1.1045, "accuracy": {"PublicTest tta_flip": 0.6949}},
+            {"name": "kd08", "chosen": False, "validation_loss": None, "accuracy": {}}]
+    (tmp_path / "cnn_selection.json").write_text(json.dumps({"rule": "the best validation accuracy", "runs": runs}))
+    table = docs_hook.render_reference_numbers(tmp_path)
+    assert "The CNN was chosen among 2 runs by the best validation accuracy:" in table
+    assert "| `kd05` (chosen) | 1.1045 | - | 69.49% | - | - |" in table and "| `kd08` | - | - |" in table
+
 
 def test_study_numbers_come_from_the_reference_builder(docs_hook):
     assert docs_hook.study_numbers() == {"cnn": 0.68793, "dnn": 0.3777}

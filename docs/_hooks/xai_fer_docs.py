@@ -160,6 +160,11 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
         for name, m in metrics.items():
             per_class = m["splits"]["PrivateTest"]["plain"]["per_class"]
             lines.append(f"| {name.upper()} | " + " | ".join(_pct(per_class[c]["accuracy"]) for c in classes) + " |")
+    from xai_fer.reference import selection
+
+    chosen_among = selection.read(reference_dir / selection.SELECTION.name)
+    if chosen_among:
+        lines += ["", *selection.markdown(chosen_among)]
     if any(ancestors(m.get("initialisation")) for m in metrics.values()):
         lines += ["", "†A run started with `--init-from` from an earlier run's model: its epochs add to that run's "
                   "(every step is listed below)."]
