@@ -47,6 +47,14 @@ def test_candidates_are_listed_and_only_the_best_on_validation_is_accepted(build
     with pytest.raises(SystemExit, match="kd05 is"):
         build.choose(other, [best])
     assert build.choose(best, []) is None
+    # The same run spelt twice is one candidate; a run without the mirrored view cannot be compared.
+    assert [r["name"] for r in build.choose(best, [best.resolve(), other])["runs"]] == ["kd05", "kd08"]
+    plain_only = _run(tmp_path / "plain", public_flip=0.70, private_flip=0.70)
+    metrics = json.loads((plain_only / "metrics.json").read_text())
+    del metrics["splits"]["PublicTest"]["tta_flip"]
+    (plain_only / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="plain has no PublicTest accuracy with the mirrored view"):
+        build.choose(best, [plain_only])
 
 
 def test_the_shipped_validation_loss_follows_what_was_kept(build):
@@ -66,7 +74,8 @@ def test_teachers_are_named_by_sha256_with_the_commands_that_made_them(build, tm
                     "teacher_weight": 0.5, "train_accuracy_each": [0.8], "train_accuracy_together": 0.8}
     lines = build.teacher_lines("cnn", {"distillation": distillation}, [decoy, teacher])
     text = "\n".join(lines)
-    assert f"`cnn60` (sha256 {sha[:12]}…, 80.00% of the training images right)" in text
+    assert (f"`cnn60` (`/elsewhere/xai_fer/reference/cnn.keras` when cnn was trained, sha256 {sha[:12]}…, "
+            "80.00% of the training images right)") in text
     assert "  - cnn60: `xai-fer train cnn --out cnn60`" in text and "swa16" not in text
     with pytest.raises(SystemExit, match="none of the --teachers runs"):
         build.teacher_lines("cnn", {"distillation": distillation}, [decoy])
@@ -82,6 +91,23 @@ def test_the_shipped_selection_describes_the_shipped_cnn():
         pytest.skip("the shipped CNN was not chosen among candidates (no cnn_selection.json)")
     metrics = json.loads((HERE / "cnn_metrics.json").read_text())
     (chosen,) = [run for run in chosen_among["runs"] if run["chosen"]]
+    assert chosen["accuracy"]["PublicTest tta_flip"] == max(r["accuracy"]["PublicTest tta_flip"]
+                                                           for r in chosen_among["runs"])
     for split, view in selection.COLUMNS:
         assert chosen["accuracy"][f"{split} {view}"] == metrics["splits"][split][view]["accuracy"], (split, view)
     assert f"--out runs/{chosen['name']} " in metrics["command"]
+
+
+def test_a_missing_teacher_stops_before_any_reference_file_is_replaced(build, tmp_path, monkeypatch):
+    sha = hashlib.sha256(b"a teacher nobody passed").hexdigest()
+    distillation = {"teachers": [{"path": "/t.keras", "sha256": sha}], "teacher_weight": 0.5,
+                    "train_accuracy_each": [0.8], "train_accuracy_together": 0.8}
+    cnn = _run(tmp_path / "kd05", 0.69, 0.70, distillation=distillation)
+    dnn = _run(tmp_path / "dnn2", 0.48, 0.47)
+    copied = []
+    monkeypatch.setattr(build, "copy_run", lambda *args: copied.append(args))
+    monkeypatch.setattr(sys, "argv", ["build_reference.py", "--cnn", str(cnn), "--dnn", str(dnn),
+                                      "--h5", str(tmp_path / "fer2013.h5")])
+    with pytest.raises(SystemExit, match="none of the --teachers runs"):
+        build.main()
+    assert copied == []

@@ -184,7 +184,7 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
             teachers = m["distillation"]["teachers"]
             lines.append(f"    taught by {len(teachers)} earlier model(s) (knowledge distillation, teacher weight "
                          f"{m['distillation']['teacher_weight']}); `xai_fer/reference/README.md` names each by its "
-                         "sha256 with the commands that made it, and the runs this one was chosen from")
+                         "sha256 with the commands that made it")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@
 # and a run names them:  "distilled --preset improved --set teachers=.gpu/teachers/cnn60.keras,..."
 # The 64 MiB hold the tracked files (~9.5 MB), the pack (48.5 MB) and the wheels (5.9 MB), and little more: name
 # the shipped xai_fer/reference/cnn.keras as a teacher where it is one, and for the call take what the GPU does
-# not need out of the index (it then does not travel), putting it back straight after:
+# not need out of the index (it then does not travel), putting it back straight after, with no commit in between:
 #   git rm -r -q --cached docs xai_fer/reference/dnn.keras && printf '/docs/\n/xai_fer/reference/dnn.keras\n' \
 #       >> .git/info/exclude            # after the call:  git reset -q -- docs xai_fer/reference/dnn.keras
 #                                       # and remove those two lines from .git/info/exclude
@@ -33,6 +33,8 @@
 # PROBE_EPOCHS=0 turns that off. Each run's ARGS must then name --epochs.
 set -u
 START=$(date +%s); DEADLINE=$1; shift
+PROBE_EPOCHS=${PROBE_EPOCHS:-3}; TAIL_SECONDS=${TAIL_SECONDS:-45}
+if [ "$PROBE_EPOCHS" = 1 ]; then echo "PROBE_EPOCHS must be 0 (off) or at least 2: the first epoch compiles"; exit 1; fi
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   || exit 1  # --upgrade: a machine still warm from the last call has them already
 mkdir -p /tmp/site/xai_fer-0.1.0.dist-info
@@ -50,7 +52,6 @@ python3 scripts/pack_fer2013.py unpack .gpu/fer2013.xz ../shared/data/fer2013.h5
 XAI_FER=(python3 -c "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)
 from xai_fer.cli import main; main()")
 "${XAI_FER[@]}" plugins >/dev/null || exit 1
-PROBE_EPOCHS=${PROBE_EPOCHS:-3}; TAIL_SECONDS=${TAIL_SECONDS:-45}
 pids=(); names=(); specs=(); launched=()
 launch() {  # launch INDEX NAME ARGS: one run, in the background, logged to $OUT/NAME.log
   local i=$1 name=$2; shift 2
@@ -80,9 +81,15 @@ if [ "$PROBE_EPOCHS" -gt 0 ]; then
           "${specs[i]}" <<'PY'
 import json, re, sys, time
 state, launched, start, deadline, tail, args = sys.argv[1], *map(float, sys.argv[2:6]), sys.argv[6]
-s = json.load(open(state))
+try:
+    s = json.load(open(state))
+except OSError:
+    sys.exit(print("skip - - -"))  # the deadline came before its first epoch
 seconds, done = s["history"]["seconds"], s["epoch"]
-planned = int(re.search(r"--epochs[ =](\d+)", args).group(1))
+epochs = re.search(r"--epochs[ =](\d+)", args)
+if epochs is None or done < 2:
+    sys.exit(print("skip - - -"))  # nothing to shorten, or no steady epoch to time
+planned = int(epochs.group(1))
 now, pace = time.time(), seconds[-1]
 startup = now - launched - sum(seconds) + seconds[0] - pace
 if now + (planned - done) * pace + tail <= start + deadline:
@@ -92,6 +99,7 @@ else:
 PY
 )
     read -r verdict epochs pace startup <<<"$fit"
+    if [ "$verdict" = skip ]; then echo "$name: left as it is (no --epochs, or not 2 epochs yet)"; continue; fi
     echo "$name: $verdict ($epochs epochs at ${pace}s an epoch, start-up ${startup}s) at +$(( $(date +%s) - START ))s"
     if [ "$verdict" = restart ] && [ "$epochs" -ge 10 ]; then
       kill -9 "${pids[i]}"; wait "${pids[i]}" 2>/dev/null; rm -rf "runs/$name"
