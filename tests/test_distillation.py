@@ -122,3 +122,21 @@ def test_a_run_learns_from_teachers_records_them_and_resumes_only_with_the_same_
 def test_teacher_weight_is_a_share():
     assert "teacher_weight must be in [0, 1]" in " ".join(cli_error(
         "train", "dnn", "--data", "x.h5", "--out", "o", "--set", "teacher_weight=1.5").split())
+
+
+def test_a_teacher_or_start_that_trained_on_the_holdout_images_is_noted_with_its_own_consequence(tmp_path):
+    from typer.testing import CliRunner
+
+    from xai_fer.cli import app
+    from xai_fer.training.config import IMPROVED
+
+    teacher = constant_teacher(tmp_path / "model.keras", [1 / 7] * 7)
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": IMPROVED.as_dict()}))  # trained on all of Training
+    result = CliRunner().invoke(app, ["train", "cnn", "--data", str(tmp_path / "absent.h5"), "--out",
+                                      str(tmp_path / "run"), "--init-from", str(teacher), "--set",
+                                      f"teachers={teacher}"])
+    output = " ".join(result.output.split())  # the notes may wrap
+    assert (f"Note: --init-from {teacher}: the earlier run trained on all of Training, so this run's holdout "
+            "images were among its training; give this run the earlier run's --seed") in output
+    assert (f"Note: teacher {teacher}: the earlier run trained on all of Training, so its targets carry what it "
+            "learnt from this run's validation images") in output

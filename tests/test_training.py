@@ -638,8 +638,8 @@ def test_init_from_notes_when_the_holdout_would_hold_images_the_first_run_traine
     (tmp_path / "metrics.json").write_text(json.dumps({"config": STUDY.as_dict()}))  # holdout, seed 0, 20%
     assert holdout_leak(model, STUDY) is None
     assert holdout_leak(model, IMPROVED) is None  # validating on PublicTest never leaks
-    assert "held out other images (seed 0, this run 1)" in holdout_leak(model, dataclasses.replace(STUDY, seed=1))
+    assert "held out other images (seed 0, this run 1)" in holdout_leak(model, dataclasses.replace(STUDY, seed=1))[0]
     (tmp_path / "metrics.json").write_text(json.dumps({"config": IMPROVED.as_dict()}))
-    assert "trained on all of Training" in holdout_leak(model, STUDY)
+    assert "trained on all of Training" in holdout_leak(model, STUDY)[0]
     (tmp_path / "metrics.json").unlink()
     assert holdout_leak(model, STUDY) is None  # nothing known about the earlier run

@@ -224,14 +224,18 @@ def train(
     for flag, earlier in [*([("--init-from", init_from)] if init_from is not None else []),
                           *(("teacher", teacher) for teacher in teachers)]:
         leak = holdout_leak(earlier, config)
-        if leak and flag == "teacher":  # the teacher, not this run, trained on the images this run validates on
-            err_console.print(f"Note: teacher {earlier}: {leak.split(', so ')[0]}, so its targets carry what it "
+        if leak is None:
+            continue
+        cause, consequence = leak
+        if flag == "teacher":  # the teacher, not this run, trained on the images this run validates on
+            err_console.print(f"Note: teacher {earlier}: {cause}, so its targets carry what it "
                               "learnt from this run's validation images and flatter that validation; use the "
                               "teacher's --seed and validation settings, or --set validation=publictest.",
                               highlight=False)
-        elif leak:
-            err_console.print(f"Note: {flag} {earlier}: {leak}; give this run the earlier run's --seed and "
-                              "validation settings, or --set validation=publictest.", highlight=False)
+        else:
+            err_console.print(f"Note: {flag} {earlier}: {cause}, so {consequence}; give this run the earlier "
+                              "run's --seed and validation settings, or --set validation=publictest.",
+                              highlight=False)
     dataset = load_dataset(data, format=data_format)
     command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     # A resumed or finished run keeps the settings it started with, except those that act after training.

@@ -119,21 +119,22 @@ def _read_history_csv(path: Path) -> dict:
         return {}
 
 
-def holdout_leak(source: Path, config) -> str | None:
+def holdout_leak(source: Path, config) -> tuple[str, str] | None:
     """Why a run started from ``source`` with ``config`` would validate on images the earlier run trained on
-    (its validation would flatter it), or None. Only a holdout validation can leak: the earlier run trained on
-    all of Training (validated on PublicTest), or held out other images (another seed or fraction)."""
+    (its validation would flatter it), as (what the earlier run did, what that means for this run), or None. Only
+    a holdout validation can leak: the earlier run trained on all of Training (validated on PublicTest), or held
+    out other images (another seed or fraction). A teacher draws another consequence from the same cause."""
     if config.validation != "holdout":
         return None
     earlier = _record_beside(source).get("config")
     if not isinstance(earlier, dict):
         return None
     if earlier.get("validation") == "publictest":
-        return "the earlier run trained on all of Training, so this run's holdout images were among its training"
+        return ("the earlier run trained on all of Training", "this run's holdout images were among its training")
     for key in ("seed", "validation_fraction"):
         if key in earlier and earlier[key] != getattr(config, key):
-            return (f"the earlier run held out other images ({key} {earlier[key]}, this run {getattr(config, key)}), "
-                    "so this run validates partly on images it trained on")
+            return (f"the earlier run held out other images ({key} {earlier[key]}, this run {getattr(config, key)})",
+                    "this run validates partly on images it trained on")
     return None
 
 
