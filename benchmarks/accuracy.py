@@ -26,10 +26,7 @@ SPLITS = ("PrivateTest", "PublicTest")
 
 from xai_fer.reference import GOALS  # noqa: E402  (after the TF log level is set)
 from xai_fer.reference import STUDY_ACCURACY as STUDY  # noqa: E402
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
+from xai_fer.reference import percent as _pct  # noqa: E402
 
 
 def main() -> int:

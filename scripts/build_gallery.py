@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from xai_fer.explain.manifest import file_sha256 as sha256
+from xai_fer.reference import percent as pct
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "xai_fer" / "reference"
@@ -88,10 +89,6 @@ def copy_figure(run: dict, relative: str, gallery: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run["out"] / relative, target)
     return f"{run['name']}/{relative}"
-
-
-def pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
 
 
 def image(path: str, alt: str) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 
 from xai_fer.reference import GOALS, selection
 from xai_fer.reference import STUDY_ACCURACY as STUDY
+from xai_fer.reference import percent as _pct
 from xai_fer.training import averaging as weight_averaging
 from xai_fer.training.initialisation import ancestors, chain_history, history_beside, join_histories
 from xai_fer.training.recalibration import describe
@@ -70,10 +71,6 @@ def histories_beside(record: dict | None) -> dict:
     relative to where training ran); empty unless every one is found."""
     histories = [history_beside(Path(earlier["path"])) for earlier in ancestors(record)]
     return join_histories(histories) if histories and all(histories) else {}
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
 
 
 def _where(environment: dict) -> str:

@@ -23,14 +23,12 @@ from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
+from xai_fer.reference import percent as _pct  # a light import: no Keras
+
 ROOT = Path(__file__).resolve().parents[2]
 GALLERY = ROOT / "docs" / "gallery"
 GALLERY_COMMAND = "python scripts/build_gallery.py"
 MARKER = re.compile(r"<!--\s*xai-fer:([a-z-]+)(?:\s+([^\s>]+))?\s*-->")
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
 
 
 def _study_pct(value: float) -> str:
@@ -130,6 +128,7 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
         from xai_fer import reference
 
         reference_dir = reference.HERE
+    from xai_fer.reference import selection
     from xai_fer.training.averaging import weights_from
     from xai_fer.training.initialisation import ancestors
 
@@ -160,8 +159,6 @@ def render_reference_numbers(reference_dir: Path | None = None) -> str:
         for name, m in metrics.items():
             per_class = m["splits"]["PrivateTest"]["plain"]["per_class"]
             lines.append(f"| {name.upper()} | " + " | ".join(_pct(per_class[c]["accuracy"]) for c in classes) + " |")
-    from xai_fer.reference import selection
-
     chosen_among = selection.read(reference_dir / selection.SELECTION.name)
     if chosen_among:
         lines += ["", *selection.markdown(chosen_among)]

@@ -18,6 +18,11 @@ MODELS = {"cnn": HERE / "cnn.keras", "dnn": HERE / "dnn.keras"}
 SAMPLE = HERE / "sample.npz"
 
 
+def percent(value: float | None) -> str:
+    """An accuracy as the reference README, the docs, the gallery and the benchmarks print it: 70.38%, or - ."""
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
 def model_path(name: str = "cnn") -> Path:
     path = MODELS.get(name)
     if path is None or not path.exists():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import HERE
+from . import HERE, percent
 
 SELECTION = HERE / "cnn_selection.json"
 RULE = "the best validation (PublicTest) accuracy with the mirrored view; the rule uses no PrivateTest number"
@@ -21,16 +21,12 @@ def read(path: Path = SELECTION) -> dict | None:
 
 def markdown(selection: dict) -> list[str]:
     """The selection as Markdown lines: the rule, then one row per candidate, the chosen one marked."""
-
-    def pct(value) -> str:
-        return "-" if value is None else f"{100 * value:.2f}%"
-
     lines = [f"The CNN was chosen among {len(selection['runs'])} runs by {selection['rule']}:", "",
              "| run | validation loss | PublicTest | PublicTest + flip | PrivateTest | PrivateTest + flip |",
              "|---|---|---|---|---|---|"]
     for run in selection["runs"]:
         loss = run["validation_loss"]
-        cells = " | ".join(pct(run["accuracy"].get(f"{split} {view}")) for split, view in COLUMNS)
+        cells = " | ".join(percent(run["accuracy"].get(f"{split} {view}")) for split, view in COLUMNS)
         lines.append(f"| `{run['name']}`{' (chosen)' if run['chosen'] else ''} | "
                      f"{'-' if loss is None else f'{loss:.4f}'} | {cells} |")
     return lines
