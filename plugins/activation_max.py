@@ -415,11 +415,11 @@ def compiled(context, name: str):
     """Feature model and compiled functions for layer ``name``, built once per context (no retracing when the
     same run explains the layer again)."""
     key = ("activation-max", name)
-    if key not in context._cache:
+    if key not in context.cache:
         features = feature_model(context.model, name)
         optimiser = ascent_optimiser(context.model, name, features, context.adapter)
-        context._cache[key] = (features, optimiser, make_forward(features, context.adapter))
-    return context._cache[key]
+        context.cache[key] = (features, optimiser, make_forward(features, context.adapter))
+    return context.cache[key]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -23,7 +23,12 @@ class ExplainContext:
     seed: int = 0
     batch_size: int = 128
     skipped: dict = field(default_factory=dict)  # explainer name -> why it does not apply (default "all" only)
-    _cache: dict = field(default_factory=dict, repr=False)
+    # Anything an explainer computes once and shares with later explainers of the run (compiled models,
+    # intermediate results), under a key it chooses: ("plugin name", ...) keeps plugins apart.
+    cache: dict = field(default_factory=dict, repr=False)
+    # Attribution method name -> its AttributionResult in this run, for explainers that compare maps
+    # (faithfulness). Filled by xai_fer.explain.attribution.Attribution.explain.
+    attributions: dict = field(default_factory=dict, repr=False)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -37,23 +42,27 @@ class ExplainContext:
         chosen = self.dataset.images if index is None else self.dataset.images[index]
         return chosen.astype(np.float32)
 
-    def data_model(self, logits: bool = False):
-        """A Keras model from data-space images (0-255, data resolution) to probabilities, or with ``logits``
-        to pre-softmax scores. A model that outputs logits gets a softmax appended, so ``logits=False`` always
-        means probabilities. Gradients taken through it land on the data's pixels."""
-        key = ("data_model", logits)
-        if key not in self._cache:
+    def data_model(self, logits: bool = False, model=None):
+        """The model seen from the data: a Keras model from data-space images (0-255, the data's resolution and
+        channels) to class probabilities, or with ``logits`` to pre-softmax scores. The input adaptation
+        (scaling, resizing, channels) sits inside it, so gradients taken through it land on the data's pixels.
+        A model that outputs logits gets a softmax appended, so ``logits=False`` always means probabilities.
+
+        ``model``: another model of the same architecture (a copy with other weights, e.g. randomised for a
+        sanity check) seen the same way; default the run's model."""
+        key = ("data_model", logits, model)  # the model itself: an id could be reused once it is freed
+        if key not in self.cache:
             import keras
 
-            adapted = self._adapted(logits)
+            adapted = self._adapted(logits, model)
             if self.info.binary_output:
-                self._cache[key] = self._two_classes(adapted, logits)
+                self.cache[key] = self._two_classes(adapted, logits)
             elif logits or self.outputs_are_probabilities:
-                self._cache[key] = adapted
+                self.cache[key] = adapted
             else:
-                self._cache[key] = keras.Model(adapted.inputs, keras.layers.Softmax(name="probabilities")(
+                self.cache[key] = keras.Model(adapted.inputs, keras.layers.Softmax(name="probabilities")(
                     adapted.outputs[0]))
-        return self._cache[key]
+        return self.cache[key]
 
     def _two_classes(self, adapted, logits: bool):
         """A one-output (binary) model as two classes: probabilities ``[1 - p, p]``, and pre-softmax scores
@@ -70,13 +79,14 @@ class ExplainContext:
         scores = _TwoClasses("logit", name="two_class_scores")(output)
         return keras.Model(adapted.inputs, keras.layers.Softmax(name="probabilities")(scores))
 
-    def _adapted(self, logits: bool):
+    def _adapted(self, logits: bool, model=None):
         """The model (or its pre-softmax twin) behind the input adapter, outputs as they are."""
-        key = ("adapted", logits)
-        if key not in self._cache:
+        key = ("adapted", logits, model)  # the model itself: an id could be reused once it is freed
+        if key not in self.cache:
             import keras
 
-            target = logits_model(self.model, self.info) if logits else self.model
+            model = self.model if model is None else model
+            target = logits_model(model, self.info) if logits else model
             adapter = self.adapter
 
             class AdaptInput(keras.layers.Layer):
@@ -84,8 +94,23 @@ class ExplainContext:
                     return adapter(x)
 
             inputs = keras.Input(self.adapter.data_shape, name="data_image")
-            self._cache[key] = keras.Model(inputs, target(AdaptInput(name="adapt_input")(inputs)))
-        return self._cache[key]
+            self.cache[key] = keras.Model(inputs, target(AdaptInput(name="adapt_input")(inputs)))
+        return self.cache[key]
+
+    def attribution_engine(self, score: str = "logit", model=None, batch_size: int | None = None):
+        """The compiled, batched gradient and forward machinery for attribution methods
+        (:class:`~xai_fer.explain.engine.AttributionEngine`), on ``score`` ("logit": pre-softmax class scores
+        where the model has them, else its probabilities; "probability"). ``model``: another model of the
+        same architecture (see :meth:`data_model`)."""
+        from ..models.introspect import get_layer_path
+        from .engine import AttributionEngine
+
+        logits = score == "logit" and self.pre_softmax_available
+        scores = self.data_model(logits=logits, model=model)
+        return AttributionEngine(
+            model=scores, probability_model=self.data_model(logits=False, model=model),
+            score="logit" if logits else "probability", batch_size=batch_size or self.batch_size, seed=self.seed,
+            find_layer=lambda path: get_layer_path(self.model if model is None else model, path))
 
     @cached_property
     def outputs_are_probabilities(self) -> bool:
