@@ -15,10 +15,15 @@ import pytest
 import tiny_models
 from typer.testing import CliRunner
 
+from xai_fer import registry
 from xai_fer.cli import app
 
-EXPLAINERS = ("confusion", "saliency", "activation-max")
-FAST = ["-o", "activation-max.steps=20", "-o", "activation-max.first=4", "-o", "saliency.per_class=1"]
+ATTRIBUTIONS = ("saliency", "grad-cam", "grad-cam-plus-plus", "smoothgrad", "integrated-gradients", "gradient-x-input",
+                "occlusion", "rise")
+EXPLAINERS = tuple(registry.explainers())  # every built-in explainer runs by default (tests load only those)
+FAST = ["-o", "activation-max.steps=20", "-o", "activation-max.first=4", "-o", "rise.masks=40", "-o",
+        "smoothgrad.samples=2", "-o", "integrated-gradients.steps=4",
+        *[arg for name in ATTRIBUTIONS for arg in ("-o", f"{name}.per_class=1")]]
 
 
 @pytest.fixture(scope="module")
@@ -193,16 +198,23 @@ def test_killed_run_leaves_previous_results_and_no_partial_output(workdir, tmp_p
 
 
 def test_all_explainers_means_all_that_apply(tmp_path):
-    # The shipped DNN has no conv layer: activation-max is skipped with its reason, the others run.
+    # The shipped DNN has no conv layer: activation-max and the CAM methods are skipped with their reason, the
+    # others run.
     from xai_fer.reference import MODELS, SAMPLE
 
     out = tmp_path / "dnn"
+    needs_conv = {"activation-max", "grad-cam", "grad-cam-plus-plus"}
+    # Options given for an explainer make it run even where it does not apply: none for those skipped here.
+    fast = [arg for pair in zip(FAST[::2], FAST[1::2], strict=True) if pair[1].split(".")[0] not in needs_conv
+            for arg in pair]
     result = CliRunner().invoke(app, ["explain", str(MODELS["dnn"]), "--data", str(SAMPLE), "--out", str(out),
-                                      "-o", "saliency.per_class=1"])
+                                      *fast])
     assert result.exit_code == 0, result.output
-    assert "skipped activation-max: model 'dnn' has no conv layers" in " ".join(result.output.split())
+    shown = " ".join(result.output.split())
+    for name in needs_conv:
+        assert f"skipped {name}: model 'dnn' has no conv layers" in shown
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["explainers"]) == {"confusion", "saliency"} and "activation-max" in manifest["skipped"]
+    assert set(manifest["explainers"]) == set(EXPLAINERS) - needs_conv and set(manifest["skipped"]) == needs_conv
     # Asked for by name (or given options), it is an error as before.
     result = CliRunner().invoke(app, ["explain", str(MODELS["dnn"]), "--data", str(SAMPLE), "--out",
                                       str(tmp_path / "again"), "-e", "activation-max"])

@@ -289,6 +289,10 @@ class Attribution:
         """(N, H, W) float32 maps for data-space ``images`` (N, H, W, C) and one target class each."""
         raise NotImplementedError(f"{type(self).__name__} must define attribute(engine, images, targets, options)")
 
+    def summarise(self, context, options, maps: Maps) -> dict:
+        """Method-specific entries for the summary (e.g. the layer read, aggregate errors); default none."""
+        return {}
+
     # Checks -------------------------------------------------------------------------------------------------
 
     def validate(self, info, options) -> None:
@@ -368,6 +372,7 @@ class Attribution:
             "num_images": len(rows),
             "grid_rows": min(len(rows), options.grid_rows),
             **result.notes,
+            **self.summarise(context, options, result),
             "images": per_image,
         }
         arrays = {"indices": rows, "maps": maps, "masks": masks, "target_classes": targets,
@@ -398,6 +403,7 @@ class Attribution:
                 "fraction_kept": float(masks[k].mean()),
                 "zero_gradient": bool(shown[k].max() == 0),
             }
+            entry.update(context.dataset.row_label(int(row)))  # file name or row in the source file
             for key, column in extra.items():
                 value = np.asarray(column[k]).item()
                 entry[key] = value if not isinstance(value, float) or np.isfinite(value) else None

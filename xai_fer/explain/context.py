@@ -29,6 +29,11 @@ class ExplainContext:
     # Attribution method name -> its AttributionResult in this run, for explainers that compare maps
     # (faithfulness). Filled by xai_fer.explain.attribution.Attribution.explain.
     attributions: dict = field(default_factory=dict, repr=False)
+    # The run's planned explainers (xai_fer.explain.plan.PlannedExplainer), in order, set before any check: an
+    # explainer that reads others' results (faithfulness) can tell whether they will run.
+    plan: list = field(default_factory=list, repr=False)
+    # How the input scaling was decided (xai_fer.models.scaling_choice.ScalingChoice); None when built by hand.
+    scaling_choice: object = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -106,11 +111,12 @@ class ExplainContext:
         from .engine import AttributionEngine
 
         logits = score == "logit" and self.pre_softmax_available
+        root = self.model if model is None else model
         scores = self.data_model(logits=logits, model=model)
         return AttributionEngine(
             model=scores, probability_model=self.data_model(logits=False, model=model),
             score="logit" if logits else "probability", batch_size=batch_size or self.batch_size, seed=self.seed,
-            find_layer=lambda path: get_layer_path(self.model if model is None else model, path))
+            find_layer=lambda path: get_layer_path(root, path), root_model=root, info=self.info)
 
     @cached_property
     def outputs_are_probabilities(self) -> bool:

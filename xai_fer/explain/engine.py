@@ -80,6 +80,8 @@ class AttributionEngine:
     batch_size: int = 128
     seed: int = 0
     find_layer: object = None  # (layer path) -> the layer object inside ``model``
+    root_model: object = None  # the Keras model itself (its layers, as ``ModelInfo`` names them)
+    info: object = None  # its ``ModelInfo``
 
     data_range: tuple[float, float] = DATA_RANGE
 
