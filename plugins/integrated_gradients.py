@@ -97,8 +97,8 @@ class IntegratedGradients(Attribution):
     def _integrate(engine, baseline, difference, targets, options):
         """The path-averaged gradient per image (trapezoid rule) and f(image) - f(baseline).
 
-        ``uniform``: steps equal intervals. ``adaptive``: a sixteenth of the steps (at least 4) as equal pilot intervals, the
-        rest placed, per image, in the pilot intervals where the directional derivative changes most: the
+        ``uniform``: steps equal intervals. ``adaptive``: a sixteenth of the steps (at least 4) as equal pilot
+        intervals, the rest placed, per image, in the pilot intervals where the directional derivative changes most: the
         gradient along the path of a ReLU network jumps in a few stretches (near a black baseline especially),
         and spending the steps there cuts the completeness error several-fold at the same cost (steps + 1
         gradients either way)."""
