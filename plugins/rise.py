@@ -16,7 +16,7 @@ from xai_fer.options import option
 
 @dataclass
 class RiseOptions(AttributionOptions):
-    masks: int = option(1000, "random masks per image")
+    masks: int = option(500, "random masks per image")
     cells: int = option(7, "mask grid: cells x cells random on/off cells, smoothly upsampled and shifted")
     keep: float = option(0.5, "probability that a cell is visible")
     fill: Literal["mid-grey", "black", "blurred"] = option("mid-grey", "what hidden pixels show")

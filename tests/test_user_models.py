@@ -52,8 +52,10 @@ def test_a_uint8_input_model_is_explained_without_gradients_and_refused_with_the
     result = invoke("explain", tmp_path / "u8.keras", "--data", data, "--out", tmp_path / "report")
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "report" / "manifest.json").read_text())
-    assert list(manifest["explainers"]) == ["confusion"]
-    assert "takes uint8 input" in manifest["skipped"]["saliency"]
+    # Methods that need no gradient (forward passes only) still explain it; every gradient method is skipped.
+    assert {"confusion", "occlusion", "rise"} <= set(manifest["explainers"])
+    for name in ("saliency", "grad-cam", "smoothgrad", "integrated-gradients", "gradient-x-input"):
+        assert "takes uint8 input" in manifest["skipped"][name]
     page = (tmp_path / "report" / "index.html").read_text()
     assert "<h2>not run</h2>" in page and "takes uint8 input" in page.split("<h2>manifest</h2>")[0]
     assert "saliency: model 'uint8_input' takes uint8 input" in one_line_error(
@@ -288,7 +290,8 @@ def test_a_model_on_flat_pixels_is_explained_on_the_images(tmp_path, data):
     forced = one_line_error("explain", tmp_path / "flat.keras", "--data", data, "-o", "activation-max.steps=5",
                             "--out", tmp_path / "forced")
     assert "has no conv layers" in forced and "it ran because options were given for it" in forced
-    assert sorted(manifest["explainers"]) == ["confusion", "saliency"]  # no conv layers: no activation-max
+    assert {"confusion", "saliency"} <= set(manifest["explainers"])
+    assert {"activation-max", "grad-cam", "grad-cam-plus-plus"} == set(manifest["skipped"])  # no conv layers
     maps = np.load(tmp_path / "report" / "saliency" / "arrays.npz")["maps"]
     assert maps.shape[1:] == (48, 48) and maps.max() > 0
 
@@ -366,7 +369,8 @@ def test_a_binary_model_with_one_output_is_explained_as_two_classes(tmp_path, he
     result = invoke("explain", tmp_path / "binary.keras", "--data", data, "--out", tmp_path / "report")
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "report" / "manifest.json").read_text())
-    assert sorted(manifest["explainers"]) == ["activation-max", "confusion", "saliency"]
+    assert {"activation-max", "confusion", "saliency", "grad-cam"} <= set(manifest["explainers"])
+    assert not manifest["skipped"]
     summary = json.loads((tmp_path / "report" / "saliency" / "summary.json").read_text())
     assert "fell back" not in json.dumps(summary)
 
