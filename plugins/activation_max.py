@@ -59,6 +59,9 @@ from xai_fer.options import option
 
 NOISE_STD = 0.1  # noise seed: mid-grey + N(0, 0.1) on the [0, 1] scale (about +-25 grey levels)
 CHUNK = 50  # steps per call of the compiled loop (see optimise)
+MAX_STEPS = 100_000  # ceilings of the options (see ActivationMaxOptions.__post_init__)
+MAX_FILTERS = 1024
+MAX_COLUMNS = 64
 
 
 @dataclass
@@ -96,6 +99,17 @@ class ActivationMaxOptions:
             raise ValueError("give filters or first, not both")
         if self.steps < 1:
             raise ValueError("steps must be at least 1")
+        # Ceilings against typos (steps=1e9 once allocated 15 GiB of jitter shifts before the first step): far
+        # above what a picture needs (the defaults are 100 steps, the filters of one layer), yet refused in one
+        # line instead of running for days or running out of memory.
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS:,} (the default is 100; patterns settle within a few "
+                             "hundred)")
+        if self.first is not None and self.first > MAX_FILTERS:
+            raise ValueError(f"first must be at most {MAX_FILTERS} (filters optimised together in one batch)")
+        if len(self.filters) > MAX_FILTERS:
+            raise ValueError(f"filters lists {len(self.filters)} indices; at most {MAX_FILTERS} are optimised in one "
+                             "run")
         if not self.learning_rate > 0:
             raise ValueError("learning_rate must be positive")
         for name in ("l2", "total_variation"):
@@ -105,8 +119,8 @@ class ActivationMaxOptions:
             raise ValueError("jitter must be >= 0 pixels")
         if self.data_images < 0:
             raise ValueError("data_images must be >= 0 (0: all)")
-        if self.columns < 1:
-            raise ValueError("columns must be at least 1")
+        if not 1 <= self.columns <= MAX_COLUMNS:
+            raise ValueError(f"columns must be from 1 to {MAX_COLUMNS} (panels per row of one figure)")
         if self.image_index is not None and self.image_index < 0:
             raise ValueError("image_index must be >= 0")
         if self.seed_from == "noise" and (self.image_index is not None or self.image_file):

@@ -61,12 +61,11 @@ def confused_pairs(counts: np.ndarray, class_names, top_k: int) -> dict:
     """Off-diagonal (true -> predicted) cells with at least one image, ranked by count and by share of the
     true class (ties broken by the other key, then by class order)."""
     support = counts.sum(axis=1)
-    pairs = []
-    for t in range(len(class_names)):
-        for p in range(len(class_names)):
-            if t != p and counts[t, p] > 0:
-                pairs.append({"true": class_names[t], "predicted": class_names[p], "count": int(counts[t, p]),
-                              "share_of_true": float(counts[t, p] / support[t])})
+    off_diagonal = counts.copy()
+    np.fill_diagonal(off_diagonal, 0)
+    pairs = [{"true": class_names[t], "predicted": class_names[p], "count": int(counts[t, p]),
+              "share_of_true": float(counts[t, p] / support[t])}
+             for t, p in zip(*np.nonzero(off_diagonal), strict=True)]  # row-major: the order of the classes
     by_count = sorted(pairs, key=lambda r: (-r["count"], -r["share_of_true"]))
     by_share = sorted(pairs, key=lambda r: (-r["share_of_true"], -r["count"]))
     return {"by_count": by_count[:top_k], "by_share": by_share[:top_k]}
@@ -171,6 +170,26 @@ def _fmt(value) -> str:
     return "no images" if np.isnan(value) else f"recall {value:.3f}"
 
 
+# Classes drawn in a figure at most: a model with 1,000 classes would otherwise get a 750-inch confusion figure
+# (gigabytes of pixels). The arrays and summary keep every class; the figures say which ones they show.
+MAX_DRAWN_CLASSES = 40
+
+
+def drawn_classes(counts: np.ndarray) -> np.ndarray | None:
+    """The classes a figure shows when there are too many for one: those with the most images, true or
+    predicted (ties: the lower index), in class order; None when every class fits."""
+    k = len(counts)
+    if k <= MAX_DRAWN_CLASSES:
+        return None
+    involved = counts.sum(axis=0) + counts.sum(axis=1)
+    return np.sort(np.argsort(-involved, kind="stable")[:MAX_DRAWN_CLASSES])
+
+
+def _drawn_note(shown: np.ndarray | None, k: int) -> str:
+    return "" if shown is None else (f"\n{len(shown)} of {k} classes: those with the most images; every class "
+                                     "is in arrays.npz")
+
+
 def _heatmap(matrix: np.ndarray, class_names, title: str, fmt: str, vmax: float):
     from matplotlib.figure import Figure
 
@@ -194,7 +213,7 @@ def _heatmap(matrix: np.ndarray, class_names, title: str, fmt: str, vmax: float)
     return figure
 
 
-def _metrics_figure(rows: list[dict]):
+def _metrics_figure(rows: list[dict], note: str = ""):
     from matplotlib.figure import Figure
 
     k = len(rows)
@@ -207,7 +226,7 @@ def _metrics_figure(rows: list[dict]):
         ax.bar(x + offset, values, width, label=key)
     ax.set_xticks(x, labels=[r["class"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(0, 1)
-    ax.set_title("per-class precision, recall (= per-class accuracy) and F1")
+    ax.set_title(f"per-class precision, recall (= per-class accuracy) and F1{note}")
     ax.legend(fontsize=8, ncols=3)
     return figure
 
@@ -261,11 +280,21 @@ class Confusion:
             "normalization": "rows: share of each true class (rows without images are all zero)",
             "study_pattern": study_pattern(counts, names),
         }
+        shown = drawn_classes(counts)
+        drawn = np.arange(k) if shown is None else shown
+        drawn_names, note = [names[c] for c in drawn], _drawn_note(shown, k)
+        if shown is not None:
+            summary["figures_show_classes"] = drawn_names
+            # 1,000 classes are a million counts: arrays.npz holds them, the JSON (and the page) says where.
+            summary["confusion_counts"] = None
+            summary["confusion_counts_note"] = f"{k} classes: the counts are in arrays.npz (counts)"
+        cells = np.ix_(drawn, drawn)
         figures = {
-            "confusion_counts": _heatmap(counts, names, "confusion matrix (counts)", "d", float(counts.max())),
-            "confusion_normalized": _heatmap(normalized, names, "confusion matrix (share of true class)", ".2f",
-                                             1.0),
-            "per_class_metrics": _metrics_figure(rows),
+            "confusion_counts": _heatmap(counts[cells], drawn_names, f"confusion matrix (counts){note}", "d",
+                                         float(counts.max())),
+            "confusion_normalized": _heatmap(normalized[cells], drawn_names,
+                                             f"confusion matrix (share of true class){note}", ".2f", 1.0),
+            "per_class_metrics": _metrics_figure([rows[c] for c in drawn], note),
         }
         return Artifact(figures=figures, arrays={"counts": counts, "normalized": normalized.astype(np.float32)},
                         summary=summary)

@@ -1,21 +1,26 @@
-"""Image folders: ``<root>/<class>/*.png`` or ``<root>/<split>/<class>/*.jpg`` (Kaggle's ``train/``, ``test/`` copy).
+"""Image folders: ``<root>/<class>/*.png`` or ``<root>/<split>/<class>/*.jpg`` (Kaggle's ``train/``, ``test/`` copy),
+and unlabelled photos (``photos``: one image file, several, or a folder of them without class folders).
 
 Class names come from the folder names (one class per name, whatever its case). Folders named after FER2013's
 seven classes keep FER2013's label indices, so a folder copy of FER2013 labels images exactly as
 ``fer2013.csv`` does. Kaggle's copy keeps PublicTest and PrivateTest together in ``test/``: those rows are
 loaded (``usage`` ``MIXED_TEST``) but no ``--split`` picks them; point ``--data`` at ``test/`` to use them all.
-16-bit grayscale images are scaled to 8 bits.
+16-bit grayscale images are scaled to 8 bits; images of different sizes are resized to one (recorded), and with
+``faces`` each image is cut to the face found in it (``xai_fer.data.photos``).
 """
 
 from __future__ import annotations
 
 import difflib
+from contextlib import contextmanager
 from pathlib import Path
 
 from xai_fer.data import FER2013_CLASSES, MIXED_TEST, SPLITS, Dataset
-from xai_fer.errors import UserError
+from xai_fer.errors import UserError, reason
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
+from xai_fer.limits import DATA_BYTES, IMAGE_PIXELS
+from xai_fer.safe_files import check_kind
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SPLIT_FOLDERS = {
@@ -72,9 +77,9 @@ class ImageFolderFormat:
     description = "folders <class>/*.jpg|png, optionally under <split>/ (train, test, val, publictest, ...)"
 
     def detect(self, path: Path) -> bool:
-        return path.is_dir()
+        return path.is_dir() and bool(_folders(path))  # a folder of images alone is the photos format's
 
-    def load(self, path: Path) -> Dataset:
+    def load(self, path: Path, faces: bool = False) -> Dataset:
         groups = self._class_folders(path)  # (split or None, class folder)
         # One class per name whatever its case (train/Happy and test/happy), spelt as first seen in sorted order.
         spelling: dict[str, str] = {}
@@ -103,12 +108,15 @@ class ImageFolderFormat:
         if not files:
             raise UserError(f"{path}: no images in the class folders", _FORMAT_HINT)
         split_layout = groups[0][0] != _NO_SPLIT
+        images, preparation = _read_images(files, faces, [file.relative_to(path).as_posix() for file in files])
         return Dataset(
-            images=_read_images(files),
+            images=images,
             labels=np.repeat([index_of[folder.name.lower()] for _, folder in groups], counts),
             class_names=class_names,
             source=str(path),
             usage=np.repeat([_code(split) for split, _ in groups], counts) if split_layout else None,
+            names=np.array([file.relative_to(path).as_posix() for file in files]),
+            preparation=preparation,
         )
 
     def _class_folders(self, root: Path) -> list[tuple[str | None, Path]]:
@@ -151,37 +159,82 @@ class ImageFolderFormat:
         return files
 
 
-def _read_images(files: list[Path]) -> np.ndarray:
-    """All images as one uint8 array: 'L' when every image is grayscale, else RGB; every image the same size."""
-    from PIL import Image, UnidentifiedImageError
+def _read_images(files: list[Path], faces: bool = False, names: list[str] | None = None) -> tuple[np.ndarray, dict]:
+    """All images as one uint8 array: 'L' when every image is grayscale, else RGB; with ``faces``, each cut to
+    the face found in it. Images (or faces) of different sizes are resized to one (see
+    :func:`xai_fer.data.photos.common_size`). Returns the images and what was done to them (for the record)."""
+    from xai_fer.data import photos
 
-    sizes, grayscale = {}, True
+    sizes, grayscale = [], True
     for file in files:  # headers only (Image.open is lazy), so a bad file is named before any decoding work
-        try:
-            with Image.open(file) as image:
-                size, mode = image.size, image.mode
-        except (UnidentifiedImageError, OSError) as exc:
-            raise UserError(f"{file}: not a readable image ({exc.__class__.__name__})", "remove or replace it") \
-                from None
-        sizes.setdefault(size, file)
+        with _opened(file) as image:
+            size, mode = image.size, image.mode
+        sizes.append(size)
         grayscale &= mode in _GRAYSCALE_MODES
-        if len(sizes) > 1:
-            (first_size, first), (other_size, other) = sizes.items()
-            raise UserError(
-                f"images differ in size: {first} is {first_size[0]}x{first_size[1]}, "
-                f"{other} is {other_size[0]}x{other_size[1]}",
-                "resize every image to one size",
-            )
+    _check_decoded_size(files, sizes, grayscale)
     mode = "L" if grayscale else "RGB"
-    width, height = next(iter(sizes))
-    images = np.empty((len(files), height, width) + (() if grayscale else (3,)), dtype=np.uint8)
-    for index, file in enumerate(files):
-        try:
+    names = names or [file.name for file in files]
+    cropper = photos.FaceCropper() if faces else None
+    if cropper is None:
+        return photos.stack_images((_decode(file, mode) for file in files), sizes, len(files), names, grayscale)
+    crops = (cropper.crop(_decode(file, mode), name) for file, name in zip(files, names, strict=True))
+    images, preparation = photos.stack_images(crops, None, len(files), names, grayscale)
+    return images, {**preparation, "face_crop": cropper.record()}
+
+
+def _decode(file: Path, mode: str) -> np.ndarray:
+    with _opened(file) as image:
+        return _eight_bit(image, mode)
+
+
+@contextmanager
+def _opened(file: Path):
+    """``file`` opened with Pillow (lazily: the header only), checked against the pixel limit before anything is
+    decoded. Whatever goes wrong reading it, then or while the caller decodes it (a damaged, truncated or
+    forged file, a decompression bomb, too little memory), is one line naming the file: the user's file, not a
+    bug here. Special files (a FIFO named face.png) are refused before Pillow waits on them."""
+    import warnings
+
+    from PIL import Image
+
+    check_kind(file, "image")
+    budget = IMAGE_PIXELS.value()
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = budget or None  # Pillow's own bomb check follows the limit (it errs at twice it)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below refuses those
             with Image.open(file) as image:
-                images[index] = _eight_bit(image, mode)
-        except OSError as exc:  # a header that opened but pixel data that does not decode (truncated file)
-            raise UserError(f"{file}: not a readable image ({exc})", "remove or replace it") from None
-    return images
+                _check_pixels(file, image)
+                yield image
+    except UserError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's check, at twice the limit: the same line as ours
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(file) as image:  # the header again, for its size: nothing is decoded
+            _check_pixels(file, image)
+        raise UserError(f"{file}: {exc}", "check the image") from None  # only if Pillow's rule changes
+    except MemoryError:
+        raise UserError(f"{file}: not enough memory to decode it", "free memory, or use smaller images") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError... on damaged files
+        raise UserError(f"{file}: not a readable image ({type(exc).__name__}: {reason(exc)})",
+                        "remove or replace it") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _check_pixels(file: Path, image) -> None:
+    width, height = image.size
+    IMAGE_PIXELS.check(width * height, f"{file} ({width}x{height})")
+
+
+def _check_decoded_size(files: list[Path], sizes: list[tuple[int, int]], grayscale: bool) -> None:
+    """The images' size once decoded and brought to one size, against the data limit, before any is decoded."""
+    from xai_fer.data import photos
+
+    width, height = photos.common_size(sizes)
+    DATA_BYTES.check(len(files) * width * height * (1 if grayscale else 3),
+                     f"{len(files)} images ({files[0]}, ...)", f" once decoded at {width}x{height}")
 
 
 def _eight_bit(image, mode: str) -> np.ndarray:
@@ -198,6 +251,38 @@ def _eight_bit(image, mode: str) -> np.ndarray:
     return np.asarray(image.convert(mode))
 
 
+class PhotosFormat:
+    """Unlabelled photos: one image file, or a folder of them without class folders (several files or a glob
+    come through :meth:`load_files`). Each image is named by its file name."""
+
+    name = "photos"
+    description = "photos without labels: one .jpg/.jpeg/.png file, several, or a folder of them (no class folders)"
+
+    def detect(self, path: Path) -> bool:
+        if path.is_file():
+            return path.suffix.lower() in IMAGE_SUFFIXES
+        return path.is_dir() and not _folders(path)
+
+    def load(self, path: Path, faces: bool = False) -> Dataset:
+        if path.is_file():
+            return self.load_files([path], faces, str(path))
+        files = ImageFolderFormat()._images(path)
+        if not files:
+            raise UserError(f"{path}: no images and no class folders", _FORMAT_HINT)
+        return self.load_files(files, faces, str(path))
+
+    def load_files(self, files: list[Path], faces: bool = False, source: str | None = None) -> Dataset:
+        for file in files:
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                raise UserError(f"{file}: not a .jpg, .jpeg or .png image", "pass image files only")
+        plain = [file.name for file in files]
+        names = plain if len(set(plain)) == len(plain) else [str(file) for file in files]  # two a.jpg: paths
+        images, preparation = _read_images(files, faces, names)
+        return Dataset(images=images, labels=None, class_names=FER2013_CLASSES,
+                       source=source or ", ".join(map(str, files)), names=np.array(names), preparation=preparation)
+
+
 @hookimpl
 def register_datasets(register):
     register(ImageFolderFormat())
+    register(PhotosFormat())

@@ -17,6 +17,9 @@ _HINT = (
 )
 
 
+_KEYS = ("images", "labels", "usage", "class_names")
+
+
 class NpzFormat:
     name = "npz"
     description = "NumPy .npz with 'images' (N,H,W[,C]) and optional 'labels', 'usage', 'class_names'"
@@ -28,9 +31,14 @@ class NpzFormat:
             return handle.read(4) == b"PK\x03\x04"
 
     def load(self, path: Path) -> Dataset:
+        from xai_fer.safe_files import check_npy, check_npz
+
         try:
+            # Declared sizes first: a 2 MB archive can unpack to gigabytes, a forged header claim 10^12 values
+            # (a lone .npy, refused below, too: numpy would allocate what it claims before returning it).
+            check_npz(path, _KEYS) if zipfile.is_zipfile(path) else check_npy(path, str(path))
             archive = np.load(path, allow_pickle=False)  # never unpickle: an .npz can carry arbitrary code
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
             reason = "not a zip archive" if "pickle" in str(exc) else str(exc)  # numpy's text talks of pickles
             raise UserError(f"{path}: not a readable .npz file ({reason})", _HINT) from None
         if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array, chosen with --format npz
@@ -38,8 +46,7 @@ class NpzFormat:
         with archive:
             if "images" not in archive.files:
                 raise UserError(f"{path}: no 'images' array (found: {', '.join(archive.files) or 'nothing'})", _HINT)
-            arrays = {key: _array(path, archive, key) for key in ("images", "labels", "usage", "class_names")
-                      if key in archive.files}
+            arrays = {key: _array(path, archive, key) for key in _KEYS if key in archive.files}
         images = arrays["images"]
         if images.dtype.kind not in "uif":
             raise UserError(f"{path}: 'images' must be numeric pixels on the 0-255 scale, got {images.dtype}", _HINT)
@@ -62,6 +69,8 @@ def _array(path: Path, archive, key: str) -> np.ndarray:
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # a damaged member (a broken download)
         raise UserError(f"{path}: {key!r} is damaged ({type(exc).__name__}: {exc})",
                         "download or save the file again") from None
+    except MemoryError:
+        raise UserError(f"{path}: not enough memory to read {key!r}", "free memory, or use a smaller file") from None
 
 
 @hookimpl

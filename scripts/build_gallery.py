@@ -4,11 +4,14 @@
 
 Runs the ``xai-fer explain`` CLI (each command is printed and written under its figure): for the CNN and the
 DNN, ``confusion`` on all PrivateTest images and ``saliency`` on one image per class; for the CNN,
-``activation-max`` on its first (early) and last (deep) conv layer, from noise and from a face. The runs go to
-``build/gallery-runs/`` (kept, with their ``index.html``); the figures shown are copied to ``docs/gallery/``,
-which is replaced as a whole, together with ``gallery.md`` (included by ``docs/gallery.md``) and
-``gallery.json`` (what was run on which files, with their sha256, and the numbers quoted). Nothing in the
-gallery is made by hand.
+``activation-max`` on its first (early) and last (deep) conv layer, from noise and from a face; for both, every
+built-in attribution method on the first ``--faithfulness-images`` PrivateTest images (default 128) followed by
+``faithfulness`` (methods that do not apply to a model, e.g. Grad-CAM on the DNN, are left out with the reason
+the method gives). The runs go to ``build/gallery-runs/`` (kept, with their ``index.html``); the figures shown
+are copied to ``docs/gallery/``, which is replaced as a whole, together with ``gallery.md`` (included by
+``docs/gallery.md``) and ``gallery.json`` (what was run on which files, with their sha256, the numbers quoted,
+and each model's faithfulness ranking table with its settings and timings, which the docs hook renders).
+Nothing in the gallery is made by hand.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +36,27 @@ REFERENCE = ROOT / "xai_fer" / "reference"
 DEFAULT_H5 = ROOT.parent / "shared" / "data" / "fer2013.h5"
 SPLIT = "PrivateTest"
 SEED_CLASS = "Happy"  # activation-max "from an image" starts from the first PrivateTest face of this class
+# The attribution methods the gallery scores, in the order issue 16 lists them; build() checks that this is
+# every built-in attribution method, so a new one cannot be left out of the gallery unnoticed.
+METHODS = ("saliency", "grad-cam", "grad-cam-plus-plus", "smoothgrad", "integrated-gradients", "gradient-x-input",
+           "occlusion", "rise")
+ROWS_VARIABLE = "$ROWS"  # how the commands show the row list (128 numbers), set by the line above them
+# Settings that differ from the methods' defaults, so that the faithfulness runs of both models fit in about ten
+# minutes on a busy 2-core machine: with every default, the CNN's run alone overran that there, RISE's 500 masks
+# per image its largest part after faithfulness. Recorded in gallery.json with every other setting, shown with
+# the table.
+FAITHFULNESS_SETTINGS = {"rise": {"masks": 250}}
+FAITHFULNESS_GRID_ROWS = 7  # the runs' own grids: the gallery shows the side-by-side figure, not 8 grids of 128
+FAITHFULNESS_FIGURES = {"side_by_side": "side_by_side.png", "curves": "curves.png",
+                        "randomization": "randomization.png"}
+FAITHFULNESS_TITLES = {  # heading, alt text
+    "side_by_side": ("every map side by side", "every map of the first images, with its mask below"),
+    "curves": ("deletion and insertion curves", "mean deletion and insertion curves of every map"),
+    "randomization": ("randomisation check", "Spearman rho of each method's maps with the trained model's as the "
+                                             "layers are re-initialised from the output down")}
+# Options every attribution method shares; the others are the method's own settings, recorded per method.
+SHARED_OPTIONS = ("select", "indices", "per_class", "count", "target", "score", "threshold_percentile",
+                  "batch_size", "image_figures", "grid_rows")
 
 
 def shown(path: Path) -> str:
@@ -44,8 +69,14 @@ def cli() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "xai_fer"]
 
 
-def run_cli(args: list[str]) -> None:
+def command_line(args: list[str], rows: str | None = None) -> str:
+    """The command as shown; ``rows`` (a long comma-separated row list) is shown as ``$ROWS``."""
     command = "xai-fer " + " ".join(shlex.quote(a) for a in args)
+    return command.replace(f"={rows}", f"={ROWS_VARIABLE}") if rows else command
+
+
+def run_cli(args: list[str], rows: str | None = None) -> None:
+    command = command_line(args, rows)
     print(f"$ {command}", flush=True)
     result = subprocess.run([*cli(), *args], cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
@@ -71,12 +102,15 @@ def conv_layers(model: Path) -> list[str]:
     return list(inspect_model(load_model(model)).conv_layers)
 
 
-def explain(name: str, model: Path, h5: Path, runs: Path, extra: list[str]) -> dict:
+def explain(name: str, model: Path, h5: Path, runs: Path, extra: list[str], rows: str | None = None) -> dict:
+    """Run ``xai-fer explain``; ``rows``: a row list given to options, shown as ``$ROWS`` in the command."""
     out = runs / name
     args = ["explain", shown(model), "--data", shown(h5), "--split", SPLIT, *extra, "--out", shown(out),
             "--overwrite"]
-    run_cli(args)
-    return {"name": name, "out": out, "command": "xai-fer " + " ".join(shlex.quote(a) for a in args)}
+    started = time.perf_counter()
+    run_cli(args, rows)
+    return {"name": name, "out": out, "command": command_line(args, rows),
+            "wall_seconds": round(time.perf_counter() - started, 1)}
 
 
 def summary(run: dict, explainer: str) -> dict:
@@ -95,8 +129,8 @@ def image(path: str, alt: str) -> str:
     return f"![{alt}](gallery/{path})"
 
 
-def command_block(run: dict) -> list[str]:
-    return ["", "```bash", run["command"], "```", ""]
+def command_block(run: dict, preamble: tuple[str, ...] = ()) -> list[str]:
+    return ["", "```bash", *preamble, run["command"], "```", ""]
 
 
 def confusion_section(label: str, run: dict, gallery: Path, record: dict) -> list[str]:
@@ -141,11 +175,148 @@ def filters_section(run: dict, gallery: Path, record: dict, title: str) -> list[
     return lines + command_block(run)
 
 
+# --- faithfulness: every attribution method, scored ------------------------------------------------------
+
+
+def check_methods() -> None:
+    """METHODS must be every built-in attribution method: the gallery shows them all."""
+    from xai_fer import registry
+    from xai_fer.explain.attribution import Attribution
+
+    builtin = {name for info in registry.plugin_infos() if info.package == registry.OWN_DISTRIBUTION
+               for name in info.registers.get("explainers", [])}
+    attributions = {name for name, explainer in registry.explainers().items()
+                    if name in builtin and isinstance(explainer, Attribution)}
+    if attributions != set(METHODS):
+        sys.exit(f"scripts/build_gallery.py: METHODS {sorted(METHODS)} differs from the built-in attribution methods "
+                 f"{sorted(attributions)}: update METHODS")
+
+
+def applicable_methods(model: Path) -> tuple[list[str], dict[str, str]]:
+    """The methods that apply to the model, and the reason each other one gives (its own check against the
+    model, the one ``xai-fer explain`` runs before any work)."""
+    from xai_fer import registry
+    from xai_fer.errors import UserError
+    from xai_fer.models.introspect import inspect_model
+    from xai_fer.models.loading import load_model
+
+    info = inspect_model(load_model(model))
+    kept, skipped = [], {}
+    for name in METHODS:
+        method = registry.lookup("explainers", name)
+        try:
+            method.validate(info, method.Options())
+        except UserError as exc:
+            skipped[name] = exc.message.removeprefix(f"{name}: ")
+            continue
+        kept.append(name)
+    return kept, skipped
+
+
+def faithfulness_options(methods: list[str], rows: str) -> list[str]:
+    options = []
+    for name in methods:
+        options += ["-e", name, "-o", f"{name}.indices={rows}", "-o", f"{name}.image_figures=false",
+                    "-o", f"{name}.grid_rows={FAITHFULNESS_GRID_ROWS}"]
+        for key, value in FAITHFULNESS_SETTINGS.get(name, {}).items():
+            options += ["-o", f"{name}.{key}={value}"]
+    return [*options, "-e", "faithfulness"]
+
+
+def faithfulness_rows(report: dict) -> list[dict]:
+    """The ranking table as recorded: per map (ranked) its AUCs with SE, ratios to the random map, paired
+    differences and verdicts against the random and the Sobel map, the randomisation result and the sentence."""
+    sentences = {item["method"]: item["sentence"] for item in report["sentences"]}
+    check = report["randomization_check"]
+    rows = []
+    for entry in report["ranking"]:
+        details = report["details"][entry["map"]]
+        row = {key: entry[key] for key in ("rank", "map", "kind", "images", "score")}
+        for curve in ("deletion", "insertion"):
+            row[curve] = {"auc": details[f"{curve}_auc"], "se": details[f"{curve}_se"],
+                          "ratio_to_random": details[f"{curve}_ratio"]}
+            for other in ("random", "sobel"):
+                row[curve][f"vs_{other}"] = {"difference": details[f"{curve}_vs_{other}"],
+                                             "se": details[f"{curve}_vs_{other}_se"],
+                                             "verdict": details[f"{curve}_vs_{other}_verdict"]}
+        row["randomization"] = randomization_result(check, entry["map"]) if entry["kind"] == "method" else None
+        row["sentence"] = sentences.get(entry["map"])
+        rows.append(row)
+    return rows
+
+
+def randomization_result(check: dict, name: str) -> dict:
+    if check["status"] != "done":
+        return {"verdict": "not run", "reason": check.get("reason")}
+    method = check["methods"][name]
+    if method["error"]:
+        return {"verdict": "could not re-run", "reason": method["error"]}
+    verdict = "flagged" if method["survives"] else "passes"
+    return {"verdict": verdict, "rho_all_layers": method["rho_all_layers"], "threshold": method["threshold"],
+            "layers": method["layers"], "images": method["images"]}
+
+
+def non_default(name: str, options: dict) -> dict:
+    """The options (as the manifest records them) whose value differs from the explainer's default."""
+    import dataclasses
+
+    from xai_fer import registry
+
+    defaults = json.loads(json.dumps(dataclasses.asdict(registry.lookup("explainers", name).Options())))
+    return {key: value for key, value in options.items() if defaults.get(key) != value}
+
+
+def faithfulness_record(run: dict, methods: list[str], skipped: dict, images: int) -> dict:
+    s = summary(run, "faithfulness")
+    manifest = json.loads((run["out"] / "manifest.json").read_text())
+    explainers = manifest["explainers"]
+    first = explainers[methods[0]]["options"]
+    check = s["randomization_check"]
+    settings = {name: {k: v for k, v in explainers[name]["options"].items() if k not in SHARED_OPTIONS}
+                for name in [*methods, "faithfulness"]}
+    return {
+        "run": run["name"], "command": run["command"], "rows": [0, images - 1], "images": images,
+        "methods": methods, "skipped": skipped, "seed": manifest["seed"],
+        "shared_options": {key: first[key] for key in ("target", "score")},
+        "settings": settings,
+        "changed_settings": {name: changed for name in settings if (changed := non_default(name, settings[name]))},
+        "ranked_by": s["ranked_by"], "best": s["best"], "steps": s["steps"],
+        "randomization": {"status": check["status"], "reason": check.get("reason"), "layers": check.get("layers"),
+                          "stages": check.get("stages")},
+        "table": faithfulness_rows(s),
+        "seconds": {name: entry["seconds"] for name, entry in explainers.items()},
+        "wall_seconds": run["wall_seconds"], "cpus": os.cpu_count(), "load_average_before": run["load_before"],
+    }
+
+
+def faithfulness_section(label: str, name: str, model: Path, h5: Path, runs: Path, images: int, gallery: Path,
+                         record: dict) -> list[str]:
+    methods, skipped = applicable_methods(model)
+    rows = ",".join(str(row) for row in range(images))
+    load_before = round(os.getloadavg()[0], 2)
+    run = explain(f"{name}-faithfulness", model, h5, runs, faithfulness_options(methods, rows), rows=rows)
+    run["load_before"] = load_before
+    record["faithfulness"] = faithfulness_record(run, methods, skipped, images)
+    lines = [f"### {label}", ""] + [f"<!-- xai-fer:{marker} {name} -->\n" for marker in
+                                     ("faithfulness-run", "faithfulness", "faithfulness-verdicts")]
+    figures = {}
+    for key, (heading, alt) in FAITHFULNESS_TITLES.items():
+        if (run["out"] / "faithfulness" / FAITHFULNESS_FIGURES[key]).exists():
+            figures[key] = copy_figure(run, f"faithfulness/{FAITHFULNESS_FIGURES[key]}", gallery)
+            lines += [f"#### {label}: {heading}", "", image(figures[key], f"{label}: {alt}"), ""]
+    record["faithfulness"]["figures"] = figures
+    preamble = (f"ROWS=$(seq -s, 0 {images - 1})  # the first {images} {SPLIT} rows",)
+    return lines + command_block(run, preamble)
+
+
 def build(args) -> None:
     for path in (args.cnn, args.dnn, args.h5):
         if not path.exists():
             sys.exit(f"missing {path}: build the reference models first (scripts/build_reference.py), or pass "
                      "--cnn/--dnn/--h5")
+    if args.faithfulness_images:
+        check_methods()
+    started = time.perf_counter()
     runs = args.runs.resolve()
     staging = Path(tempfile.mkdtemp(prefix=".gallery.tmp-", dir=args.out.resolve().parent))
     try:
@@ -197,6 +368,15 @@ def build(args) -> None:
                     where = "grey noise" if start == "noise" else f"a {SEED_CLASS} face"
                     lines += filters_section(run, staging, record[name], f"{depth.capitalize()} layer "
                                              f"`{layer}`, from {where}")
+        if args.faithfulness_images:
+            lines += ["## Which map to trust", "",
+                      f"Every attribution method that applies to the model explains the first "
+                      f"{args.faithfulness_images} {SPLIT} images, then `faithfulness` scores their maps next to a "
+                      "seeded random map and a Sobel edge map of the same images (the tutorial's \"Which map to "
+                      "trust\" explains the protocol). The tables below are rendered from `gallery.json`.", ""]
+            for name, path in (("cnn", args.cnn), ("dnn", args.dnn)):
+                lines += faithfulness_section(name.upper(), name, path, args.h5, runs, args.faithfulness_images,
+                                              staging, record[name])
         curves = [(name, REFERENCE / f"{name}_training_curves.png") for name in ("cnn", "dnn")]
         if args.cnn == REFERENCE / "cnn.keras" and all(path.exists() for _, path in curves):
             lines += ["## Training curves", "", "Loss and accuracy per epoch of every training run behind the "
@@ -209,6 +389,7 @@ def build(args) -> None:
                 shutil.copyfile(path, target)
                 lines += [image(f"training/{path.name}", f"{name.upper()} training curves"), ""]
         (staging / "gallery.md").write_text("\n".join(lines).rstrip() + "\n")
+        record["build_seconds"] = round(time.perf_counter() - started, 1)
         (staging / "gallery.json").write_text(json.dumps(record, indent=2) + "\n")
         if args.out.exists():
             shutil.rmtree(args.out)
@@ -228,7 +409,12 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "build" / "gallery-runs", help="explain outputs")
     parser.add_argument("--filters", type=int, default=16, help="filters per layer to visualise")
     parser.add_argument("--steps", type=int, default=0, help="activation-max steps (0: its default)")
+    parser.add_argument("--faithfulness-images", type=int, default=128,
+                        help="first N PrivateTest images every attribution method explains for faithfulness (0: "
+                             "no faithfulness section)")
     args = parser.parse_args()
+    if args.faithfulness_images < 0:
+        parser.error("--faithfulness-images must be >= 0 (0: no faithfulness section)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args.cnn, args.dnn, args.h5, args.out = (p.resolve() for p in (args.cnn, args.dnn, args.h5, args.out))
     build(args)

@@ -117,7 +117,6 @@ def files(tmp_path_factory) -> Path:
     flat.mkdir()
     for index, image in enumerate(images):
         Image.fromarray(image).save(flat / f"{index}.png")
-    Image.fromarray(sample_images(1, size=64)[0]).save(folder("folder_sizes") / "sad" / "big.png")
 
     bad_floats = images.astype(np.float32)
     bad_floats[2, 10, 10] = np.nan
@@ -173,8 +172,9 @@ CASES = [
     Case("folder-non-image-file", "notes.txt: not a .jpg, .jpeg or .png image", data="folder_with_text"),
     Case("folder-unknown-class", "class folder 'hapy' is not a FER2013 class (did you mean 'happy'?): rename it",
          data="folder_with_typo"),
-    Case("folder-without-class-folders", "no class folders", data="folder_flat"),
-    Case("folder-mixed-sizes", "images differ in size", data="folder_sizes"),
+    # A folder without class folders is unlabelled photos, and images of mixed sizes are resized (see
+    # tests/test_photos_and_folders.py): what remains refused is asking for what needs labels.
+    Case("photos-without-labels", "confusion needs labels", data="folder_flat"),
     Case("hdf5-without-images", "no 'images' dataset (found: labels, pixels)", data="no_images.h5"),
     Case("split-without-usage", "data.h5 has no Usage column to pick the PrivateTest split from: drop --split",
          split="PrivateTest"),

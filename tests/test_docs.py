@@ -24,7 +24,7 @@ DOCS = ROOT / "docs"
 TESTS = Path(__file__).resolve().parent
 REFERENCE = ROOT / "xai_fer" / "reference"
 GALLERY = DOCS / "gallery"
-EXAMPLE = ROOT / "examples" / "xai-fer-occlusion"
+EXAMPLE = ROOT / "examples" / "xai-fer-blur-ig"
 HOOKSPECS = sorted(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
                    if name.startswith("register_"))
 
@@ -114,7 +114,7 @@ def test_plugin_guide_explains_discovery_and_the_switch(site):
 def test_plugin_guide_includes_the_whole_example(site):
     """The guide shows the example's real files (pymdownx.snippets), so it cannot drift from them."""
     text = _text(site / "plugin-guide" / "index.html")
-    for path in (EXAMPLE / "pyproject.toml", EXAMPLE / "xai_fer_occlusion.py"):
+    for path in (EXAMPLE / "pyproject.toml", EXAMPLE / "xai_fer_blur_ig.py"):
         for line in path.read_text().splitlines():
             assert line.strip() in text, f"{path.name}: line missing from the plugin guide: {line!r}"
 
@@ -373,3 +373,144 @@ def test_every_training_setting_is_in_the_tutorials_table(docs_hook, site):
         row = next(line for line in table.splitlines() if line.startswith(f"| `{field.name}` |"))
         assert all(f"`{getattr(preset, field.name)!r}`" in row for preset in PRESETS.values()), row
     assert "average_last_epochs" in _text(site / "tutorial" / "index.html")
+
+
+# --- faithfulness: the gallery's recorded table, rendered into the gallery and the tutorial -------------
+
+
+def _faithfulness_entries() -> dict:
+    """Each model's faithfulness record in docs/gallery/gallery.json ({} before the gallery has one)."""
+    index = GALLERY / "gallery.json"
+    record = json.loads(index.read_text()) if index.exists() else {}
+    return {name: record[name]["faithfulness"] for name in ("cnn", "dnn") if "faithfulness" in record.get(name, {})}
+
+
+def _faithfulness_tables(page: Path) -> list[list[list[str]]]:
+    """The body rows (cell texts) of every faithfulness table on a built page, in page order."""
+    tables = []
+    for table in re.findall(r"<table>(.*?)</table>", page.read_text(encoding="utf-8"), re.S):
+        if "deletion AUC" not in table:
+            continue
+        body = re.search(r"<tbody>(.*?)</tbody>", table, re.S).group(1)
+        tables.append([[html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                        for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+                       for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)])
+    return tables
+
+
+def _expected_cells(row: dict) -> list[str]:
+    """A recorded ranking row as the table must show it: AUC ± SE (ratio to random), the verdicts against the
+    random and the Sobel map, the randomisation result."""
+    def auc(curve):
+        c = row[curve]
+        ratio = "" if row["map"] == "random map" else f" ({c['ratio_to_random']:.2f}×)"
+        return f"{c['auc']:.3f} ± {c['se']:.3f}{ratio}"
+
+    def versus(curve):
+        return " / ".join("-" if row["map"] == own else row[curve][f"vs_{key}"]["verdict"]
+                          for key, own in (("random", "random map"), ("sobel", "Sobel edge map")))
+
+    check = row["randomization"]
+    randomization = "-" if check is None else (f"{check['verdict']} (rho {check['rho_all_layers']:.2f})"
+                                               if "rho_all_layers" in check else check["verdict"])
+    return [str(row["rank"]), row["map"], auc("deletion"), versus("deletion"), auc("insertion"), versus("insertion"),
+            randomization]
+
+
+def test_faithfulness_markers_render_the_recorded_data(docs_hook, tmp_path):
+    from mkdocs.exceptions import PluginError
+
+    def curve(auc, ratio, random, sobel):
+        return {"auc": auc, "se": 0.0123, "ratio_to_random": ratio,
+                "vs_random": {"difference": -0.05, "se": 0.01, "verdict": random},
+                "vs_sobel": {"difference": -0.02, "se": 0.01, "verdict": sobel}}
+
+    table = [
+        {"rank": 1, "map": "rise", "kind": "method", "images": 9, "score": 0.4, "deletion": curve(0.1875, 0.75,
+         "better", "better"), "insertion": curve(0.6543, 2.1, "better", "better"), "sentence": "rise did well.",
+         "randomization": {"verdict": "passes", "rho_all_layers": 0.1234, "threshold": 0.5, "layers": 23}},
+        {"rank": 2, "map": "saliency", "kind": "method", "images": 9, "score": 0.1, "deletion": curve(
+         0.2612, 1.04, "not distinguishable", "worse"), "insertion": curve(0.3333, 1.3, "better", "worse"),
+         "sentence": "saliency did not.", "randomization": {"verdict": "flagged", "rho_all_layers": 0.6789,
+                                                            "threshold": 0.5, "layers": 23}},
+        {"rank": 3, "map": "random map", "kind": "baseline", "images": 9, "score": 0.0, "deletion": curve(
+         0.25, 1.0, "not distinguishable", "better"), "insertion": curve(0.25, 1.0, "not distinguishable", "worse"),
+         "sentence": None, "randomization": None},
+    ]
+    entry = {"rows": [0, 8], "images": 9, "methods": ["rise", "saliency"], "skipped": {"grad-cam": "no conv layers"},
+             "seed": 0, "shared_options": {"target": "predicted", "score": "logit"},
+             "settings": {"rise": {"masks": 250, "cells": 7}, "saliency": {}, "faithfulness": {"steps": 32}},
+             "changed_settings": {"rise": {"masks": 250}},
+             "ranked_by": "insertion AUC - deletion AUC", "best": "rise", "table": table,
+             "seconds": {"rise": 90.0, "saliency": 6.0, "faithfulness": 300.0}, "wall_seconds": 450.0, "cpus": 2,
+             "load_average_before": 1.5}
+    record = {"data": {"path": "fer2013.h5", "split": "PrivateTest"}, "models": {"cnn": {"path": "cnn.keras"}},
+              "cnn": {"faithfulness": entry}}
+    (tmp_path / "gallery.json").write_text(json.dumps(record))
+
+    rendered = docs_hook.render_faithfulness("cnn", "page.md", tmp_path)
+    lines = rendered.splitlines()
+    assert "| 1 | rise | 0.188 ± 0.012 (0.75×) | better / better | 0.654 ± 0.012 (2.10×) | better / better | " \
+           "passes (rho 0.12) |" in lines
+    assert "| 2 | saliency | 0.261 ± 0.012 (1.04×) | not distinguishable / worse | 0.333 ± 0.012 (1.30×) | " \
+           "better / worse | **flagged** (rho 0.68) |" in lines
+    assert "| 3 | *random map* | 0.250 ± 0.012 | - / better | 0.250 ± 0.012 | - / worse | - |" in lines
+    assert "grad-cam (no conv layers)" in rendered and "    - rise did well." in lines
+
+    verdicts = docs_hook.render_faithfulness_verdicts("cnn", "page.md", tmp_path)
+    assert "On deletion, better than the random map: rise; not distinguishable from it: saliency." in verdicts
+    assert "On insertion, better than the random map: rise, saliency." in verdicts
+    assert "Better than the Sobel edge map on both curves: rise." in verdicts
+    assert "all 23 layers): saliency." in verdicts
+    run = docs_hook.render_faithfulness_run("cnn", "page.md", tmp_path)
+    assert "first 9 PrivateTest images" in run and "7.5 min" in run
+    assert "differ from the defaults: `rise.masks=250` (" in run and "cells" not in run
+    assert "faithfulness 5.0 min, rise 1.5 min, saliency 6 s." in run
+
+    assert "not generated yet" in docs_hook.render_faithfulness("dnn", "page.md", tmp_path)
+    assert "not generated yet" in docs_hook.render_faithfulness("cnn", "page.md", tmp_path / "nothing")
+    with pytest.raises(PluginError, match="name a model"):
+        docs_hook.render_faithfulness(None, "page.md", tmp_path)
+
+
+def test_gallery_faithfulness_tables_equal_the_recorded_data(site):
+    entries = _faithfulness_entries()
+    tables = _faithfulness_tables(site / "gallery" / "index.html")
+    if not entries:
+        assert not tables
+        pytest.skip("docs/gallery/gallery.json has no faithfulness record yet: run scripts/build_gallery.py")
+    assert len(tables) == len(entries)
+    for (name, entry), shown in zip(entries.items(), tables, strict=True):
+        assert shown == [_expected_cells(row) for row in entry["table"]], name
+        assert {row["map"] for row in entry["table"]} == {*entry["methods"], "random map", "Sobel edge map"}
+        for key in ("side_by_side", "curves"):
+            assert (GALLERY / entry["figures"][key]).is_file(), (name, key)
+    text = _text(site / "gallery" / "index.html")
+    for entry in entries.values():
+        for row in entry["table"]:
+            if row["sentence"]:
+                assert row["sentence"] in text
+
+
+def _which_map_section() -> str:
+    source = (DOCS / "tutorial.md").read_text()
+    start = source.index("## Which map to trust")
+    end = source.find("\n## ", start + 1)
+    return source[start:end if end > 0 else None]
+
+
+def test_tutorial_has_no_hand_typed_faithfulness_numbers(site):
+    """Measured numbers in "Which map to trust" come from the gallery's record through the docs hook's markers;
+    the page source holds none (no decimal number, ± error, ratio or duration), and the built page shows the
+    recorded table."""
+    section = _which_map_section()
+    for marker in ("faithfulness-run cnn", "faithfulness cnn", "faithfulness-verdicts cnn"):
+        assert f"<!-- xai-fer:{marker} -->" in section, marker
+    typed = re.findall(r"\d+\.\d+|±|\d\s*×|\d+\s*(?:minutes|min\b|s\b)", section)
+    assert not typed, f"docs/tutorial.md 'Which map to trust' has numbers typed in by hand: {typed}"
+    entries = _faithfulness_entries()
+    tables = _faithfulness_tables(site / "tutorial" / "index.html")
+    if "cnn" not in entries:
+        assert not tables
+        pytest.skip("docs/gallery/gallery.json has no faithfulness record yet: run scripts/build_gallery.py")
+    assert tables == [[_expected_cells(row) for row in entries["cnn"]["table"]]]

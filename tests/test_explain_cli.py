@@ -69,9 +69,13 @@ def test_explain_writes_every_file_and_a_consistent_report(workdir, tmp_path):
 
 def _previous_report(out):
     """A folder that reads as an earlier report: ``--overwrite`` may replace it."""
-    out.mkdir(parents=True)
-    (out / "manifest.json").write_text(json.dumps({"model": {}, "explainers": {}}))
-    (out / "keep.txt").write_text("previous results")
+    (out / "old").mkdir(parents=True)
+    (out / "manifest.json").write_text(json.dumps({"model": {"sha256": "0" * 64}, "explainers": {"old": {}},
+                                                   "files": ["manifest.json", KEEP]}))
+    (out / KEEP).write_text("previous results")
+
+
+KEEP = "old/keep.txt"  # a file the previous report wrote (its manifest lists it)
 
 
 def test_existing_output_is_refused_unless_overwrite(workdir, tmp_path):
@@ -79,10 +83,10 @@ def test_existing_output_is_refused_unless_overwrite(workdir, tmp_path):
     _previous_report(out)
     result = _explain(workdir, out, "-e", "confusion", options=[])
     assert result.exit_code == 2
-    assert "--overwrite" in result.output and (out / "keep.txt").exists()
+    assert "--overwrite" in result.output and (out / KEEP).exists()
     result = _explain(workdir, out, "-e", "confusion", "--overwrite", options=[])
     assert result.exit_code == 0, result.output
-    assert not (out / "keep.txt").exists() and (out / "confusion" / "summary.json").exists()
+    assert not (out / KEEP).exists() and (out / "confusion" / "summary.json").exists()
     assert (out.stat().st_mode & 0o777) == (0o777 & ~_umask()), "the report folder must not be owner-only"
 
 
@@ -123,7 +127,7 @@ def test_a_linked_out_is_filled_and_stays_a_link(workdir, tmp_path):
     result = _explain(workdir, link, "-e", "confusion", "--overwrite", options=[])
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and (real / "confusion" / "summary.json").exists()
-    assert not (real / "keep.txt").exists()
+    assert not (real / KEEP).exists()
     leftovers = [p.name for p in [*tmp_path.iterdir(), *real.parent.iterdir()] if p.name.startswith(".")]
     assert not leftovers
 
@@ -193,7 +197,7 @@ def test_killed_run_leaves_previous_results_and_no_partial_output(workdir, tmp_p
     process.send_signal(sig)
     output = "".join(seen) + process.communicate(timeout=60)[0]
     assert process.returncode != 0, output
-    assert (out / "keep.txt").read_text() == "previous results"
+    assert (out / KEEP).read_text() == "previous results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], f"half-written output left behind: {output}"
 
 

@@ -5,9 +5,11 @@ The Python API mirrors the CLI; names are imported lazily so ``import xai_fer`` 
     import xai_fer
     model = xai_fer.load_model("model.keras")
     data = xai_fer.load_dataset("fer2013.csv", split="PrivateTest")
-    print(xai_fer.evaluate_model(model, data)["accuracy"])
-    artifacts, *_ = xai_fer.run_explainers(model, data.subset(slice(0, 64)), ["saliency"])
-    artifacts["saliency"].figures["grid"]  # a matplotlib Figure
+    print(xai_fer.evaluate_model(model, data, preprocess="symmetric")["accuracy"])  # or "auto": measured
+    result = xai_fer.explain_model(model, data.subset(slice(0, 64)), ["saliency"], preprocess="symmetric",
+                                   options={"saliency": {"indices": [0, 1, 2]}})
+    result  # in Jupyter: the report section, figures included
+    result.figures["saliency"]["grid"]  # a matplotlib Figure (so is every per-image entry)
 """
 
 from importlib import import_module
@@ -24,6 +26,8 @@ _LAZY = {
     "run_explainers": "xai_fer.explain.pipeline",
     "run_explain": "xai_fer.explain.pipeline",
     "build_context": "xai_fer.explain.pipeline",
+    "explain_model": "xai_fer.explain.notebook",
+    "Explanation": "xai_fer.explain.notebook",
     "Artifact": "xai_fer.explain.artifact",
     "UserError": "xai_fer.errors",
 }
@@ -31,7 +35,16 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+# Names whose first use starts TensorFlow: its start-up log is silenced first, as the CLI does.
+_NEED_TENSORFLOW = {"load_model", "inspect_model", "evaluate_model", "run_explainers", "run_explain", "build_context",
+                    "explain_model"}
+
+
 def __getattr__(name: str):
     if name in _LAZY:
+        if name in _NEED_TENSORFLOW:
+            from .quiet import quiet_for_api
+
+            quiet_for_api()
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'xai_fer' has no attribute {name!r}")

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from . import __version__
+from .display import TextConsole, line
 from .errors import UserError
+from .explain.output import MAX_FIGURES
 from .training.config import TrainConfig
 
 app = typer.Typer(
@@ -31,9 +31,30 @@ app = typer.Typer(
 # soft_wrap: a long path or result line stays one line when the output goes to a file or a pipe (Rich would
 # otherwise wrap it at 80 columns there); tables get 200 columns there too, unless COLUMNS says otherwise.
 _PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
-console = Console(soft_wrap=True, width=_PIPE_WIDTH)
-err_console = Console(stderr=True, soft_wrap=True)
+# Text consoles: every string printed is text (class names, file names and layer names can hold Rich markup or
+# terminal escape sequences: see xai_fer.display); styled words are built with display.line.
+console = TextConsole(soft_wrap=True, width=_PIPE_WIDTH)
+err_console = TextConsole(stderr=True, soft_wrap=True)
 _state = {"debug": False}
+
+
+def _help_layout() -> None:
+    """Typer's help, made to read right: flags show no type (``--overwrite <bool>`` reads as if it took a
+    value), and in a pipe or file the help is as wide as the other output (Rich would cut option help at 80
+    columns there, mid-word)."""
+    from typer import core, rich_utils
+
+    shown_type = core.TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown_type(self, ctx)
+
+    core.TyperOption.display_type_rich = display_type_rich
+    if rich_utils.MAX_WIDTH is None and not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        rich_utils.MAX_WIDTH = 120
+
+
+_help_layout()
 
 
 def _command(function):
@@ -52,8 +73,8 @@ def _one_line_errors(function):
         except UserError as exc:
             if _state["debug"]:
                 raise
-            # Escaped: a path like "runs/[old]/model.keras" must print as it is, not as Rich markup.
-            err_console.print(f"[bold red]Error:[/] {escape(exc.one_line())}", highlight=False, soft_wrap=True)
+            # As text: a path like "runs/[old]/model.keras" prints as it is, not as Rich markup.
+            err_console.print(line(("Error:", "bold red"), f" {exc.one_line()}"), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("Interrupted: earlier results were left as they were, nothing half-written remains.")
@@ -96,6 +117,12 @@ def _main(
             # as it rebuilds the model: advice for whoever writes the model, not for whoever explains it.
             warnings.filterwarnings("ignore", message=r"Do not pass an .?input_shape.?/.?input_dim.? argument",
                                     category=UserWarning)
+        # --preprocess auto's close calls: each command prints them as one line of its own (_scaling_note).
+        import warnings
+
+        from .models.scaling_choice import ScalingWarning
+
+        warnings.filterwarnings("ignore", category=ScalingWarning)
 
 
 def _parse_pairs(pairs: list[str], what: str, form: str = "KEY=VALUE") -> dict[str, str]:
@@ -124,7 +151,7 @@ def plugins(
     if as_json:
         console.print_json(json.dumps([info.as_dict() for info in infos]))
         return
-    from rich.table import Table
+    from .display import TextTable as Table
 
     table = Table(title="xai-fer plugins")
     for column in ("plugin", "package", "version", "models", "explainers", "datasets"):
@@ -156,12 +183,11 @@ def _describe_registered(name: str, as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps(found))
         return
-    from rich.table import Table
+    from .display import TextTable as Table
 
     for entry in found:
-        console.print(f"[bold]{entry['kind']} {entry['name']}[/] (plugin {entry.get('plugin')}, package "
-                      f"{entry.get('package') or '-'} {entry.get('version') or ''}): {entry['description']}",
-                      highlight=False)
+        console.print(line((f"{entry['kind']} {entry['name']}", "bold"), f" (plugin {entry.get('plugin')}, package "
+                           f"{entry.get('package') or '-'} {entry.get('version') or ''}): {entry['description']}"))
         if not entry["options"]:
             console.print("no options")
             continue
@@ -183,14 +209,21 @@ def train(
     preset: Annotated[str, typer.Option(help="Training recipe: study (the paper's) or improved.")] = "study",
     epochs: Annotated[int | None, typer.Option(help="Override the preset's number of epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the preset's batch size.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed; makes a CPU run repeatable.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: on a CPU the same command trains the same weights, also "
+                                                  "when interrupted and resumed after the same epochs (a resumed "
+                                                  "run differs from an uninterrupted one: see --resume).")] = None,
     setting: Annotated[list[str], typer.Option("--set", help=_SETTINGS_HELP)] = [],  # noqa: B006
     option: Annotated[list[str], typer.Option("--option", help="Architecture option KEY=VALUE (repeatable).")] = [],  # noqa: B006
-    resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out from its checkpoint.")] = False,
-    strategy: Annotated[str | None, typer.Option(help="'mirrored': tf.distribute.MirroredStrategy.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out from its last "
+                                                          "epoch: weights and optimizer state are restored, while "
+                                                          "shuffling, augmentation and dropout restart from the "
+                                                          "seed.")] = False,
+    strategy: Annotated[str | None, typer.Option(help="'mirrored': TensorFlow's MirroredStrategy, one replica "
+                                                      "per GPU (or per XAI_FER_CPU_DEVICES).")] = None,
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
-    finish: Annotated[bool, typer.Option(help="Stop an interrupted run where it is: write the model and metrics "
-                                              "from its best checkpoint without training further.")] = False,
+    finish: Annotated[bool, typer.Option("--finish", help="Stop an interrupted run where it is: write the model "
+                                                          "and metrics from its best checkpoint without training "
+                                                          "further.")] = False,
     init_from: Annotated[Path | None, typer.Option(help="Start from the weights of this saved model (same "
                                                         "architecture and --option widths).")] = None,
 ):
@@ -247,9 +280,12 @@ def train(
         err_console.print(f"Note: a resumed run keeps the settings it started with; ignored now: {', '.join(given)} "
                           f"(only --set {', --set '.join(AFTER_TRAINING)} may change, as they act after the last "
                           "epoch).", highlight=False)
-    result = run_training(model, dataset, out, config, model_options, resume=resume,
-                          strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
-                          init_from=init_from, after_training=after_training if resume or finish else None)
+    from .atomic import stop_signals_as_interrupt
+
+    with stop_signals_as_interrupt():  # SIGTERM, SIGHUP: temp files removed, as on Ctrl-C
+        result = run_training(model, dataset, out, config, model_options, resume=resume,
+                              strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
+                              init_from=init_from, after_training=after_training if resume or finish else None)
     splits = result.metrics["splits"]
     console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, weights of the "
                   f"{weights_from(result.metrics)}, {result.epochs_run} of {result.metrics['planned_epochs']} "
@@ -275,14 +311,48 @@ def train(
     for split, block in splits.items():
         shown = ", ".join(f"{name} {b['accuracy']:.2%}" for name, b in block.items())
         console.print(f"{split}: {shown}")
+    if not splits and result.metrics.get("splits_note"):
+        console.print(f"no test metrics: {result.metrics['splits_note']}", highlight=False)
 
 
-_MODEL_ARG = typer.Argument(help="A saved Keras model (.keras, or Keras-2 .h5).")
+_MODEL_ARG = typer.Argument(help="A saved Keras model (.keras, or Keras-2 .h5), or a training run's folder.")
+
+
+def _model_file(model: Path) -> Path:
+    """A training run's folder (``xai-fer train --out runs/dnn1``) stands for the model in it, and says so."""
+    if not model.is_dir():
+        return model
+    saved = model / "model.keras"
+    if saved.is_file():
+        err_console.print(f"{model} is a training run: using its model {saved}", highlight=False)
+        return saved
+    if (model / "checkpoints" / "state.json").is_file():
+        raise UserError(f"{model} is a training run without a model.keras yet (it was interrupted or is still "
+                        "training)", f"let it finish, or write its best epoch with `xai-fer train ... --out {model} "
+                        "--finish`")
+    return model
 # The training settings are named in `xai-fer train --help`, read from TrainConfig itself (no TensorFlow).
 _SETTINGS_HELP = "Any training setting as KEY=VALUE (repeatable): " + ", ".join(
     field.name for field in dataclasses.fields(TrainConfig)) + " (the tutorial's table explains each)."
 _PREPROCESS = typer.Option(help="Input scaling: auto, unit [0,1], symmetric [-1,1], raw [0,255], standardize.")
 _UNSAFE = typer.Option("--unsafe", help="Allow models that carry code (Lambda layers). Only for trusted files.")
+_DATA_HELP = ("fer2013.csv, train.csv/test.csv, a folder, .h5, .npz, or photos: image files (repeat --data, or "
+              "a quoted glob 'photos/*.jpg')")
+_LABELS = typer.Option("--labels", help="Labels for an unlabelled source (test.csv, photos): .npy or one-column "
+                                        ".csv, one per image in order.")
+_FACES = typer.Option("--faces", help="Cut each photo to the face found in it (OpenCV Haar cascade: the faces "
+                                      "extra of xai-fer, opencv-python-headless).")
+
+
+def _data_source(data: list[str]):
+    """One --data as given; several as a list of files (repeated --data, or a shell-expanded glob)."""
+    return data[0] if len(data) == 1 else data
+
+
+def _scaling_note(choice: dict | None) -> None:
+    """The close-call warning of --preprocess auto, one line on stderr."""
+    if choice and choice.get("warning"):
+        err_console.print(f"Warning: {choice['warning']}", highlight=False)
 
 
 @_command
@@ -290,30 +360,53 @@ def info(
     model: Annotated[Path, _MODEL_ARG],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     unsafe: Annotated[bool, _UNSAFE] = False,
+    data: Annotated[list[str], typer.Option("--data", help="Also show which scaling --preprocess auto picks on "
+                                                            "this data, and why.")] = [],  # noqa: B006
+    split: Annotated[str | None, typer.Option(help="Training, PublicTest or PrivateTest (with --data).")] = None,
+    labels: Annotated[Path | None, _LABELS] = None,
+    data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
 ):
-    """Input and output, layers, parameter count and softmax handling of a saved model."""
+    """Input and output, layers, parameter count and softmax handling of a saved model; with --data, the
+    scaling --preprocess auto would choose."""
     from .models.introspect import inspect_model
     from .models.loading import load_model
 
-    details = inspect_model(load_model(model, unsafe=unsafe)).as_dict()
+    model = _model_file(model)
+    loaded = load_model(model, unsafe=unsafe)
+    details = inspect_model(loaded).as_dict()
+    if data:
+        from .data import load_dataset
+        from .models.scaling_choice import choose_scaling
+
+        dataset = load_dataset(_data_source(data), split=split, format=data_format, labels=labels,
+                               allow_mixed_splits=False)
+        dataset.put_on_255_scale()
+        choice, _ = choose_scaling(loaded, inspect_model(loaded), dataset)
+        details["preprocess_auto"] = choice.describe()
     if as_json:
         console.print_json(json.dumps(details))
         return
-    from rich.table import Table
+    from .display import TextTable as Table
 
     table = Table(title=str(model), show_header=False)
+    choice = details.pop("preprocess_auto", None)
     for key, value in details.items():
         table.add_row(key, ", ".join(value) if isinstance(value, list) else f"{value:,}" if isinstance(value, int)
                       and not isinstance(value, bool) else str(value))
     console.print(table)
+    if choice is not None:
+        console.print(f"--preprocess auto on {', '.join(data)}: {choice['summary']}", highlight=False)
+        _scaling_note(choice)
 
 
 @_command
 def evaluate(
     model: Annotated[Path, _MODEL_ARG],
-    data: Annotated[str, typer.Option("--data", help="Labelled source: fer2013.csv, train.csv, folder, .h5, .npz")],
+    data: Annotated[list[str], typer.Option("--data", help="Labelled source: " + _DATA_HELP)],
     split: Annotated[str | None, typer.Option(help="Training, PublicTest or PrivateTest (sources with Usage).")] = None,
     preprocess: Annotated[str, _PREPROCESS] = "auto",
+    labels: Annotated[Path | None, _LABELS] = None,
+    faces: Annotated[bool, _FACES] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     unsafe: Annotated[bool, _UNSAFE] = False,
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
@@ -325,13 +418,19 @@ def evaluate(
     from .evaluation import evaluate_model
     from .models.loading import load_model
 
+    model = _model_file(model)
     loaded = load_model(model, unsafe=unsafe)
-    dataset = load_dataset(data, split=split, format=data_format)
-    report = evaluate_model(loaded, dataset, preprocess, tta_flip) | {"model": str(model), "data": data, "split": split}
+    source = _data_source(data)
+    dataset = load_dataset(source, split=split, format=data_format, labels=labels, faces=faces,
+                           allow_mixed_splits=False)
+    report = evaluate_model(loaded, dataset, preprocess, tta_flip) | {"model": str(model), "data": source,
+                                                                      "split": split}
+    _scaling_note(report["scaling_choice"])
     if as_json:
         console.print_json(json.dumps(report))
         return
-    from rich.table import Table
+    data = ", ".join(data)
+    from .display import TextTable as Table
 
     view = ", with the mirrored view" if tta_flip else ""
     # Plain lines, not a table title: paths stay whole when the output goes to a file or a pipe.
@@ -339,6 +438,7 @@ def evaluate(
                   f"n={report['n']}", highlight=False)
     console.print("preprocessing: " + ", ".join(f"{key} {value}" for key, value in report["preprocessing"].items()
                                                 if value), highlight=False)
+    console.print(f"scaling: {report['scaling_choice']['summary']}", highlight=False)
     table = Table()
     table.add_column("class")
     table.add_column("n", justify="right")
@@ -350,8 +450,10 @@ def evaluate(
 
 @_command
 def explain(
-    model: Annotated[Path | None, typer.Argument(help="Saved Keras model; default: the bundled reference CNN.")] = None,
-    data: Annotated[str | None, typer.Option("--data", help="Images; default: the bundled PrivateTest sample.")] = None,
+    model: Annotated[Path | None, typer.Argument(help="Saved Keras model or a training run's folder; default: the "
+                                                      "bundled reference CNN.")] = None,
+    data: Annotated[list[str], typer.Option("--data", help="Images; default: the bundled PrivateTest sample. "
+                                                           + _DATA_HELP)] = [],  # noqa: B006
     out: Annotated[Path, typer.Option("--out", help="Directory for figures, arrays, summaries, index.html.")] = Path(
         "xai-fer-out"
     ),
@@ -364,6 +466,10 @@ def explain(
         "--overwrite", help="Replace the previous report in --out (never another kind of folder).")] = False,
     unsafe: Annotated[bool, _UNSAFE] = False,
     data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
+    labels: Annotated[Path | None, _LABELS] = None,
+    faces: Annotated[bool, _FACES] = False,
+    max_figures: Annotated[int, typer.Option("--max-figures", help="At most this many figures per explainer (the "
+                                                                   "arrays keep every result).")] = MAX_FIGURES,
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
@@ -373,11 +479,21 @@ def explain(
         err_console.print(f"running {name}...")
 
     options = split_option_pairs(_parse_pairs(option, "option", "EXPLAINER.KEY=VALUE"))
-    result = run_explain(model, data, out, explainer or None, options,
+    model = _model_file(model) if model is not None else None
+    result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
                          split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
-                         data_format=data_format, progress=announce)
+                         data_format=data_format, progress=announce, labels=labels, faces=faces,
+                         max_figures=max_figures)
+    _scaling_note(result.manifest.get("scaling_choice"))
     for name, reason in result.manifest.get("skipped", {}).items():
         err_console.print(f"skipped {name}: {reason}", highlight=False)
+    renamed = result.manifest["model"].get("renamed")
+    if renamed:
+        err_console.print("Note: renamed " + ", ".join(f"{old!r} -> {new!r}" for old, new in renamed["names"].items())
+                          + f" ({renamed['why']})", highlight=False)
+    left_out = result.manifest.get("figures_left_out")
+    if left_out:
+        err_console.print(f"Note: {left_out['note']}", highlight=False)
     names = ", ".join(result.artifacts)
     console.print(f"wrote {out}/ ({names}); open {out / 'index.html'}")
 
@@ -403,7 +519,7 @@ def main() -> None:
         message = exc.format_message().strip().rstrip(".")
         if message:  # empty: no arguments at all, and Typer has already shown the help
             command = getattr(getattr(exc, "ctx", None), "command_path", "xai-fer")
-            err_console.print(f"[bold red]Error:[/] {escape(message)}: see `{command} --help`", highlight=False,
+            err_console.print(line(("Error:", "bold red"), f" {message}: see `{command} --help`"),
                               soft_wrap=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -32,17 +32,21 @@ def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = Fa
     ``tta_flip`` each image's probabilities are averaged with its mirror image's (the reference models' test-time
     view, so their ``metrics.json`` numbers can be checked from the command line)."""
     from .errors import UserError
+    from .explain.context import check_finite_outputs
     from .explain.pipeline import build_context
 
     if dataset.labels is None:
-        raise UserError(f"{dataset.source} has no labels", "evaluate needs a labelled source")
+        raise UserError(f"{dataset.source} has no labels",
+                        "evaluate needs labels: pass --labels FILE (.npy or one-column .csv, one per image)")
     context = build_context(model, dataset, preprocess)
     context.check_labels_fit(dataset.source)
     # The mirrored view is taken in data space, in front of the input adapter: resizing, scaling and channel
     # changes are all left-right symmetric, so it equals mirroring the model's own inputs.
     probabilities = (predict_probabilities(context.data_model(), context.images(), batch_size=context.batch_size,
                                            tta_flip=True) if tta_flip else context.probabilities)
+    check_finite_outputs(probabilities, dataset)  # the mirrored view's too
     report = accuracy_report(probabilities, dataset.labels, context.class_names)
     report["preprocessing"] = {"pixel_scaling": dataset.pixel_scaling, **context.adapter.describe()}
+    report["scaling_choice"] = context.scaling_choice.describe()
     report["tta_flip"] = tta_flip
     return report

@@ -1,4 +1,5 @@
-"""Typed options for plugins: a plugin declares a dataclass, users pass ``KEY=VALUE`` strings.
+"""Typed options for plugins: a plugin declares a dataclass, users pass ``KEY=VALUE`` strings (the command
+line) or Python values (the API: ``{"saliency": {"indices": [0, 1, 2]}}``).
 
 Values are converted by the field's type annotation and then checked by the dataclass's ``__post_init__``
 (which raises ``ValueError`` with a readable message); both failures become one-line ``UserError``s.
@@ -72,7 +73,8 @@ def field_types(options_cls: type) -> dict[str, Any]:
 
 
 def parse_options(options_cls: type, raw: dict[str, str], owner: str) -> Any:
-    """Build ``options_cls`` from ``KEY=VALUE`` strings; unknown keys get the closest valid suggestion."""
+    """Build ``options_cls`` from ``KEY=VALUE`` strings or Python values; unknown keys get the closest valid
+    suggestion."""
     types = field_types(options_cls)
     values: dict[str, Any] = {}
     for key, text in raw.items():
@@ -81,8 +83,65 @@ def parse_options(options_cls: type, raw: dict[str, str], owner: str) -> Any:
             hint = f"did you mean {owner}.{close[0]}?" if close else ""
             valid = ", ".join(types) or "none"
             raise UserError(f"unknown option {owner}.{key}", f"{hint} valid options: {valid}".strip())
-        values[key] = _convert(str(text), types[key], f"option {owner}.{key}")
+        where = f"option {owner}.{key}"
+        values[key] = _convert(text, types[key], where) if isinstance(text, str) else _value(text, types[key], where)
     return build_options(options_cls, values, owner)
+
+
+def _value(value: Any, annotation: Any, where: str) -> Any:
+    """A Python value given for an option (``{"indices": [0, 1, 2]}`` from the API), checked against the
+    field's type as the command line's text is: numbers stay numbers, sequences are converted item by item,
+    and a value of another type is one line naming the option."""
+    if isinstance(value, str):
+        return _convert(value, annotation, where)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for candidate in (a for a in args if a is not type(None)):
+            try:
+                return _value(value, candidate, where)
+            except UserError as exc:
+                errors.append(exc.message)
+        raise UserError(errors[0] if errors else f"{where}: cannot use {value!r}")
+    if origin is Literal:
+        if any(value == choice and type(value) is type(choice) for choice in args):  # True is not 1 here
+            return value
+        return _convert(str(value), annotation, where)  # 5 for Literal["5"] is fine; the message names choices
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list, range)) and not hasattr(value, "tolist"):
+            raise UserError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        items = list(value.tolist() if hasattr(value, "tolist") else value)  # numpy arrays too
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(items) != len(args):
+                raise UserError(f"{where}: expected {len(args)} values, got {len(items)}")
+            return tuple(_value(v, t, where) for v, t in zip(items, args, strict=True))
+        converted = [_value(v, args[0] if args else str, where) for v in items]
+        return tuple(converted) if origin is tuple else converted
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar such as np.int64(3)
+        value = value.item()
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{where}: expected True or False, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise UserError(f"{where}: expected a whole number, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise UserError(f"{where}: expected a finite number, got {value!r}")
+            return float(value)
+        raise UserError(f"{where}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # target=3 means class 3, as "3" does
+            return str(value)
+        raise UserError(f"{where}: expected text, got {type(value).__name__} {value!r}")
+    raise UserError(f"{where}: unsupported option type {annotation!r}")
 
 
 def build_options(options_cls: type, values: dict[str, Any], owner: str) -> Any:

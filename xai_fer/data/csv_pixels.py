@@ -20,6 +20,7 @@ from typing import BinaryIO
 from xai_fer.lazy import np
 
 from ..errors import UserError
+from ..limits import DATA_BYTES, IMAGE_PIXELS
 
 BLOCK_BYTES = 1 << 19  # about 60 FER2013 rows: every temporary stays within the CPU caches
 _ZERO = ord("0")  # a Python int keeps uint8 arithmetic in uint8 (NEP 50), without importing numpy early
@@ -80,9 +81,17 @@ class PixelCsv:
 
 
 def read_pixel_csv(path: Path, pixel_column: str, required: Sequence[str] = ()) -> PixelCsv:
-    """Read ``path``; its header must name ``pixel_column`` and every ``required`` column (case-insensitive)."""
+    """Read ``path``; its header must name ``pixel_column`` and every ``required`` column (case-insensitive).
+
+    Bounded, in time and memory, whatever the file holds: its size must be within ``XAI_FER_MAX_DATA_BYTES``
+    (counted while reading a stream, whose size is not known), and no line may be longer than a row of one
+    image within ``XAI_FER_MAX_IMAGE_PIXELS`` can be (a 2 GB file of NUL bytes is one endless line)."""
     with open(path, "rb") as handle:
-        header = handle.readline()
+        DATA_BYTES.check(os.fstat(handle.fileno()).st_size, str(path))
+        longest = _longest_line()
+        header = handle.readline(longest + 1) if longest else handle.readline()
+        if longest and len(header) > longest:
+            raise _too_long(path, 1, longest)
         if not header.strip():
             raise UserError(f"{path}: empty file", "expected a header line, then one image per line")
         try:
@@ -112,7 +121,7 @@ class _Reader:
 
     def read(self, handle: BinaryIO) -> PixelCsv:
         self.size = os.fstat(handle.fileno()).st_size
-        for block in _blocks(handle):
+        for block in self.blocks(handle):
             self.add(block)
         if not self.row:
             raise UserError(f"{self.path}: no data rows after the header", "add one image per line")
@@ -147,6 +156,30 @@ class _Reader:
             if index != self.pixel_index:
                 values.extend(column)
         self.row += len(images)
+
+    def blocks(self, handle: BinaryIO) -> Iterator[bytes]:
+        """The rest of ``handle`` in blocks of whole lines, each line ending in a newline. A line longer than a
+        block is gathered as pieces and joined once, when its end arrives: linear time however long it is
+        (adding each block to the piece so far copied it again every time, quadratic in the line's length).
+        A line longer than :func:`_longest_line`, and a stream past the data limit, are refused."""
+        longest, budget = _longest_line(), DATA_BYTES.value()
+        pieces: list[bytes] = []
+        pending = total = 0  # bytes of the unfinished line; bytes read
+        while block := handle.read(BLOCK_BYTES):
+            total += len(block)
+            if budget and total > budget:  # only a stream gets here: a file's size was checked before reading
+                DATA_BYTES.check(total, str(self.path), " (read so far)")
+            cut = block.rfind(b"\n") + 1
+            if cut:
+                yield b"".join([*pieces, block[:cut]]) if pieces else block[:cut]
+                pieces, pending = [block[cut:]], len(block) - cut
+            else:
+                pieces.append(block)
+                pending += len(block)
+            if longest and pending > longest:
+                raise _too_long(self.path, self.row + 2, longest)
+        if pending:
+            yield b"".join(pieces) + b"\n"
 
     def room(self, rows: int) -> np.ndarray:
         """Where the next ``rows`` images go: the output is allocated once, for the most rows a file of this size
@@ -216,10 +249,14 @@ class _Reader:
         return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in self.names]
 
     def first_count(self, field) -> int:
-        count = len(self.parse_row(self.row, field, None))
+        # Counted in C before any value is parsed: a line of millions of values is refused without making a
+        # Python object of each.
+        count = count_tokens(bytes(field))
         if count == 0 or isqrt(count) ** 2 != count:
             raise _error(self.path, self.row, f"{count} pixel values do not make a square image",
                          "FER2013 rows have 2304 (48x48)")
+        IMAGE_PIXELS.check(count, f"{self.path}, line {self.row + 2}", f" ({isqrt(count)}x{isqrt(count)})")
+        self.parse_row(self.row, field, count)  # explains a bad value, if there is one
         return count
 
     def parse_row(self, row: int, field, count: int | None) -> np.ndarray:
@@ -246,25 +283,32 @@ def _error(path: Path, row: int, message: str, hint: str | None = None) -> UserE
     return UserError(f"{path}, line {row + 2}: {message}", hint)
 
 
-def _blocks(handle: BinaryIO) -> Iterator[bytes]:
-    """The rest of ``handle`` in blocks of whole lines, each line ending in a newline."""
-    carry = b""
-    while block := handle.read(BLOCK_BYTES):
-        cut = block.rfind(b"\n") + 1
-        if cut:
-            yield carry + block[:cut]
-            carry = block[cut:]
-        else:  # a line longer than a block
-            carry += block
-    if carry:
-        yield carry + b"\n"
+def _longest_line() -> int:
+    """The longest line a row can take: one image within the pixel limit, each pixel at most "255 ", and room
+    for the other columns; 0 when the limit is lifted."""
+    pixels = IMAGE_PIXELS.value()
+    return 4 * pixels + 4096 if pixels else 0
+
+
+def _too_long(path: Path, line: int, longest: int) -> UserError:
+    limit = f"{IMAGE_PIXELS.what} ({IMAGE_PIXELS.show(IMAGE_PIXELS.value())})"
+    return UserError(f"{path}, line {line}: longer than {DATA_BYTES.show(longest)} without a line break, more than "
+                     f"a row of one image within {limit} can take: this is not a pixel CSV",
+                     f"check the file; if its images really are that large, raise {IMAGE_PIXELS.variable}")
+
+
+def count_tokens(field: bytes) -> int:
+    """How many whitespace-separated tokens ``field`` holds (as ``len(field.split())``), without making them."""
+    text = np.frombuffer(field, np.uint8)
+    space = (text == 32) | ((text >= 9) & (text <= 13))  # what bytes.split() splits at
+    return int(np.count_nonzero(space[:-1] & ~space[1:])) + int(bool(len(text)) and not space[0])
 
 
 def parse_pixel_field(field: bytes, count: int | None) -> np.ndarray:
     """One image's pixels from whitespace-separated integers; ``ValueError`` says what is wrong and where."""
+    if count is not None and (found := count_tokens(field)) != count:  # before splitting a line of any length
+        raise ValueError(f"{found} pixel values, expected {count}")
     tokens = field.split()
-    if count is not None and len(tokens) != count:
-        raise ValueError(f"{len(tokens)} pixel values, expected {count}")
     for position, token in enumerate(tokens, 1):
         if not token.isdigit():
             raise ValueError(f"pixel {position} is {token.decode(errors='replace')!r}, not an integer")

@@ -88,6 +88,13 @@ class Dataset:
     usage: np.ndarray | None = field(default=None, repr=False)
     # How put_on_255_scale changed the stored pixels ("floats 0-1 x 255", ...), recorded with every result.
     pixel_scaling: str | None = None
+    # Per image: its file name (image folders, photos), and its row in the source as loaded (before a split was
+    # picked), so results name images as the user knows them. See row_label.
+    names: np.ndarray | None = field(default=None, repr=False)
+    source_rows: np.ndarray | None = field(default=None, repr=False)
+    # How the images were prepared on loading (resized to one size, faces cropped, labels read from a file):
+    # JSON-ready, recorded with every result.
+    preparation: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         # Checked here, not only in the built-in loaders: a third-party format's mistakes (a list of images,
@@ -102,6 +109,9 @@ class Dataset:
         if self.labels is not None and len(self.labels) != rows:
             raise UserError(f"{self.source}: {rows} images but {len(self.labels)} labels")
         self.labels = per_image_codes(self.source, self.labels, "labels", rows, len(self.class_names))
+        for key in ("names", "source_rows"):
+            if getattr(self, key) is not None and len(getattr(self, key)) != rows:
+                raise UserError(f"{self.source}: {rows} images but {len(getattr(self, key))} {key}")
         if self.usage is not None:
             usage = np.asarray(self.usage)
             if not (usage.dtype.kind in "iu" and usage.shape == (rows,) and usage.size
@@ -129,7 +139,24 @@ class Dataset:
             ids=pick(self.ids),
             usage=pick(self.usage),
             pixel_scaling=self.pixel_scaling,
+            names=pick(self.names),
+            source_rows=pick(self.source_rows),
+            preparation=self.preparation,
         )
+
+    def row_label(self, row: int) -> dict:
+        """How the user knows image ``row``: its file name, or its row (and line, in a CSV file) in the source."""
+        label = {}
+        if self.names is not None:
+            label["name"] = str(self.names[row])
+        if self.source_rows is not None:
+            source_row = int(self.source_rows[row])
+            label["source_row"] = source_row
+            if "name" not in label and str(self.source).lower().endswith(".csv"):
+                label["name"] = f"line {source_row + 2}"  # the header is line 1, each image one line
+        if self.ids is not None:
+            label["id"] = int(self.ids[row])
+        return label
 
     def put_on_255_scale(self, chunk: int = 4096) -> None:
         """Put the pixels on the 0-255 scale every input adapter assumes: float images on a 0-1 scale are

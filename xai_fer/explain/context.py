@@ -152,7 +152,9 @@ class ExplainContext:
         model = self.data_model(logits=False)
         out = [np.asarray(model(self.images(slice(s, s + self.batch_size)), training=False))
                for s in range(0, len(self.dataset), self.batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.info.num_classes), np.float32)
+        probabilities = np.concatenate(out) if out else np.zeros((0, self.info.num_classes), np.float32)
+        check_finite_outputs(probabilities, self.dataset)
+        return probabilities
 
     @property
     def predictions(self) -> np.ndarray:
@@ -176,6 +178,17 @@ class ExplainContext:
                 hint = ("folders named after FER2013 classes keep FER2013's label indices (0-6); for a model of "
                         "other classes, save the images as an .npz with labels and class_names in its order")
             raise UserError(f"{who}: labels go up to {top}{named} but the model has {k} classes (0..{k - 1})", hint)
+
+
+def check_finite_outputs(probabilities: np.ndarray, dataset) -> None:
+    """Refuse a model whose outputs are NaN or infinite on these (finite) images: argmax would call every such
+    image class 0, and accuracies, confusion counts and maps would be quietly wrong."""
+    bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+    if len(bad):
+        raise UserError(f"the model outputs NaN or infinite values for {len(bad)} of {len(probabilities)} images of "
+                        f"{dataset.source} (first: row {bad[0]})",
+                        "its weights are probably broken (e.g. by a training run that diverged): retrain it or "
+                        "export it again")
 
 
 @cache

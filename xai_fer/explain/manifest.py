@@ -36,16 +36,21 @@ def versions() -> dict:
     return found
 
 
-def build_manifest(model_path, info, dataset, adapter, planned, seed, timings, skipped=None) -> dict:
+def build_manifest(model_path, info, dataset, adapter, planned, seed, timings, skipped=None,
+                   scaling_choice=None) -> dict:
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"path": str(model_path), "sha256": file_sha256(Path(model_path)), **info.as_dict()},
         "data": {"source": dataset.source, "format": dataset.format, "split": dataset.split, "n": len(dataset),
                  "image_shape": list(dataset.images.shape[1:]), "labelled": dataset.labels is not None,
                  "pixel_scaling": dataset.pixel_scaling,  # how the stored pixels were put on the 0-255 scale
+                 # resized to one size, faces cut out, labels read from a file (xai_fer.data.photos, labels)
+                 "preparation": dict(dataset.preparation) or None,
                  "class_names": list(dataset.class_names),
                  "format_plugin": registry.provenance("datasets", dataset.format) if dataset.format else None},
         "preprocessing": adapter.describe(),
+        # How --preprocess found the scaling: given, the model's own, or measured on a sample (every candidate).
+        "scaling_choice": scaling_choice.describe() if scaling_choice is not None else None,
         "seed": seed,
         "explainers": {item.name: {"options": dataclasses.asdict(item.options), "seconds": timings.get(item.name),
                                    "plugin": registry.provenance("explainers", item.name)}

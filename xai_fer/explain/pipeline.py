@@ -3,12 +3,8 @@ all results into a directory that appears complete or not at all."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
 import time
-from contextlib import contextmanager
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,12 +12,14 @@ from .. import atomic, reference, registry
 from ..data import load_dataset
 from ..errors import PluginError, UserError, reason
 from ..models.adapt import InputAdapter, resolve_scaling
-from ..models.introspect import inspect_model
+from ..models.introspect import RENAMED_WHY, inspect_model, make_scope_safe
 from ..models.loading import load_model
+from ..models.scaling_choice import ScalingWarning, choose_scaling
 from .artifact import Artifact
 from .context import ExplainContext
 from .html import render_index
 from .manifest import build_manifest
+from .output import MAX_FIGURES, check_max_figures, prepare_output, write_report
 from .plan import check_against_context, plan_explainers, validate_against_model
 
 
@@ -37,12 +35,19 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
     Python gets its pixels put on the 0-255 scale, as ``load_dataset`` does (``Dataset.put_on_255_scale``)."""
     dataset.put_on_255_scale()
     info = inspect_model(model)
-    scaling = resolve_scaling(preprocess, info.scales_its_input)
-    adapter = InputAdapter.for_model(scaling, tuple(dataset.images.shape[1:]), info.input_shape)
-    if None in info.input_shape and len(dataset):
+    adapter = InputAdapter.for_model(resolve_scaling(preprocess, info.scales_its_input),
+                                     tuple(dataset.images.shape[1:]), info.input_shape)
+    if None in info.input_shape and len(dataset):  # before the scaling search, which feeds the model images
         _check_open_size(model, info, adapter, dataset)
-    return ExplainContext(model=model, info=info, dataset=dataset, adapter=adapter, seed=seed,
-                          batch_size=batch_size)
+    choice, probabilities = choose_scaling(model, info, dataset, preprocess, seed=seed, batch_size=batch_size)
+    if choice.warning:
+        warnings.warn(choice.warning, ScalingWarning, stacklevel=2)
+    adapter = InputAdapter.for_model(choice.scaling, tuple(dataset.images.shape[1:]), info.input_shape)
+    context = ExplainContext(model=model, info=info, dataset=dataset, adapter=adapter, seed=seed,
+                             batch_size=batch_size, scaling_choice=choice)
+    if probabilities is not None:  # the search saw every image with this scaling: no second pass over them
+        context.__dict__["probabilities"] = probabilities
+    return context
 
 
 def _check_open_size(model, info, adapter, dataset) -> None:
@@ -65,13 +70,15 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
     ``ExplainContext`` and {name: seconds}.
 
-    ``options`` maps explainer name -> {key: value as string}, e.g. {"saliency": {"per_class": "2"}}.
+    ``options`` maps explainer name -> {key: value}, the value a Python value or the command line's string,
+    e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}.
     """
     import keras
 
     check_seed(seed)
     planned = plan_explainers(explainers, options)
     context = build_context(model, dataset, preprocess, seed)
+    context.plan = planned
     if not explainers:
         # "All" means all that apply: activation-max has nothing to show on a model without conv layers, nor
         # confusion on unlabelled data. An explainer given options was asked for, and is never skipped.
@@ -125,89 +132,6 @@ def check_seed(seed: int) -> None:
         raise UserError(f"--seed {seed} is out of range", "use a whole number from 0 to 4294967295")
 
 
-def prepare_output(out_dir: Path, overwrite: bool, inputs: tuple = ()) -> Path:
-    """Refuse before any work: an existing result (unless overwrite), a directory that is not a previous
-    report, one that holds the run's own ``inputs`` (model, data), or a place we cannot write. Returns where
-    the report will go: ``out_dir`` with symbolic links resolved, so a linked ``--out`` is filled, not replaced.
-
-    Nothing is created here: missing parent directories are made only once the results are ready to be
-    written (see :func:`_make_parents`), so a run that fails leaves no trace.
-    """
-    out_dir = Path(out_dir)
-    target = out_dir.resolve()
-    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
-        raise UserError(f"--out {out_dir} is the current directory or above it", "pick a new folder for --out")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise UserError(f"--out {out_dir} already exists", "pass --overwrite to replace it, or pick another --out")
-        # --overwrite replaces a previous report, never a folder of other things (a training run, a dataset).
-        for path in inputs:
-            resolved = Path(path).resolve()
-            if resolved == target or target in resolved.parents:
-                raise UserError(f"--out {out_dir} holds {path}, an input of this run", "pick another --out")
-        if not _is_report(target):
-            raise UserError(f"--out {out_dir} is not an xai-fer report (no manifest.json from explain); "
-                            "--overwrite only replaces a previous report", "pick another --out")
-    ancestor = target.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UserError(f"cannot create --out {out_dir}: {ancestor} is a file, not a directory", "pick another --out")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write in {ancestor}", "pick a writable --out")
-    return target
-
-
-def _is_report(folder: Path) -> bool:
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and "explainers" in manifest and "model" in manifest
-
-
-def _make_parents(directory: Path) -> list[Path]:
-    """Create ``directory`` and its missing parents; returns the ones created, deepest first."""
-    missing = []
-    while not directory.exists():
-        missing.append(directory)
-        directory = directory.parent
-    try:
-        for folder in reversed(missing):
-            folder.mkdir()
-    except OSError as exc:
-        _remove_empty(missing)
-        raise UserError(f"cannot create {exc.filename}: {exc.strerror}", "pick a writable --out") from None
-    return missing
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    for folder in folders:  # deepest first; a folder something else wrote into stays
-        try:
-            folder.rmdir()
-        except OSError:
-            pass
-
-
-@contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM behaves like Ctrl-C, so the staging directory is removed on either."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_explain(
     model_path: str | Path | None = None,
     data: str | Path | None = None,
@@ -221,39 +145,43 @@ def run_explain(
     unsafe: bool = False,
     data_format: str | None = None,
     progress=None,
+    labels: str | Path | None = None,
+    faces: bool = False,
+    max_figures: int | None = MAX_FIGURES,
 ) -> ExplainRun:
-    """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample."""
+    """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample.
+    ``data``: a path, or several image files (a list, or a glob); ``labels`` and ``faces`` as for
+    :func:`xai_fer.data.load_dataset`. ``max_figures``: at most this many figures per explainer (None: all);
+    the arrays keep every result and the manifest says what was left out."""
     import matplotlib
 
     matplotlib.use("Agg")
     out_dir = Path(out_dir)
     check_seed(seed)
+    check_max_figures(max_figures)
     plan_explainers(explainers, options)  # names and option values fail fast, before anything loads
     model_path = Path(model_path) if model_path else reference.model_path("cnn")
     data = data if data else reference.sample_path()
-    target = prepare_output(out_dir, overwrite, inputs=(model_path, data))
+    sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
+    target = prepare_output(out_dir, overwrite, inputs=(model_path, *sources))
     model = load_model(model_path, unsafe=unsafe)
-    dataset = load_dataset(data, split=split, format=data_format)
-    with _terminate_as_interrupt():
+    # Names legal in Keras that TensorFlow refuses as name scopes ("conv a [1]") would fail every compiled
+    # gradient: renamed in memory, and the manifest says so.
+    renamed = make_scope_safe(model)
+    dataset = load_dataset(data, split=split, format=data_format, labels=labels, faces=faces,
+                           allow_mixed_splits=False)
+    with atomic.stop_signals_as_interrupt():
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
         artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
                                                               progress)
-        parents = _make_parents(target.parent)
-        staging = atomic.temp_directory_sibling(target)
-        try:
-            sections = []
-            for name, artifact in artifacts.items():
-                figures = artifact.write(staging / name)
-                sections.append((name, figures, artifact.summary))
-                artifact.close()
+
+        def make_manifest():
             manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,
-                                      context.skipped)
-            atomic.write_json(staging / "manifest.json", manifest)
-            (staging / "index.html").write_text(render_index(manifest, sections), encoding="utf-8")
-            atomic.replace_directory(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            _remove_empty(parents)
-            raise
+                                      context.skipped, context.scaling_choice)
+            if renamed:
+                manifest["model"]["renamed"] = {"names": renamed, "why": RENAMED_WHY}
+            return manifest
+
+        manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render_index, max_figures)
     return ExplainRun(out_dir=out_dir, manifest=manifest, artifacts=artifacts)

@@ -41,7 +41,22 @@ def plan_explainers(names: list[str] | None, options: dict[str, dict[str, str]] 
             registry.lookup("explainers", name)  # an unknown name fails with a suggestion
             raise UserError(f"options given for {name!r}, which this run does not include",
                             f"add --explainer {name} or drop its options")
-    return planned
+    return after_attributions(planned)
+
+
+def after_attributions(planned: list[PlannedExplainer]) -> list[PlannedExplainer]:
+    """Explainers that read the maps of the run's attribution methods (``reads_attributions = True``, e.g.
+    faithfulness) move to just after the last attribution method when they come before it; the rest keeps its
+    order."""
+    from .attribution import Attribution
+
+    last = max((k for k, item in enumerate(planned) if isinstance(item.explainer, Attribution)), default=-1)
+    early = [item for item in planned[:max(last, 0)] if getattr(item.explainer, "reads_attributions", False)]
+    if not early:
+        return planned
+    rest = [item for item in planned if all(item is not moved for moved in early)]
+    position = next(k for k, item in enumerate(rest) if item is planned[last]) + 1
+    return rest[:position] + early + rest[position:]
 
 
 def validate_against_model(planned: list[PlannedExplainer], info) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 from ..errors import UserError
@@ -223,3 +224,47 @@ def logits_model(model, info: ModelInfo | _Head):
     outputs = twin(features)
     twin.set_weights(last.get_weights())
     return keras.Model(model.inputs, outputs, name=f"{model.name}_logits")
+
+
+# What TensorFlow accepts as a (root) name scope; Keras opens one per model and layer call inside a tf.function,
+# so a name with a space or a bracket ("conv a [1]"), legal in Keras, fails every compiled gradient.
+_SCOPE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
+RENAMED_WHY = "TensorFlow refuses these names as name scopes: renamed in memory for this run, the file is unchanged"
+
+
+def scope_safe_name(name: str) -> str:
+    """``name`` with every character TensorFlow refuses in a name scope replaced by '_' (and a leading one
+    that may not start a scope prefixed), e.g. ``"conv a [1]"`` -> ``"conv_a__1_"``."""
+    if _SCOPE_NAME.match(name):
+        return name
+    safe = re.sub(r"[^A-Za-z0-9_.\\>-]", "_", name) or "_"
+    return safe if _SCOPE_NAME.match(safe) else f"x{safe}"
+
+
+def make_scope_safe(model) -> dict[str, str]:
+    """Rename, in place, the model and every layer (nested models included) whose name TensorFlow refuses as a
+    name scope; returns {old path: new name} of what was renamed (empty for most models). The weights and the
+    file are untouched; only the names the explainers show change, and the manifest records the renaming."""
+    renamed = {}
+
+    def visit(owner, prefix: str) -> None:
+        taken = {layer.name for layer in owner.layers}
+        for layer in owner.layers:
+            new = scope_safe_name(layer.name)
+            if new != layer.name:
+                base, count = new, 1
+                while new in taken:
+                    count += 1
+                    new = f"{base}_{count}"
+                taken.add(new)
+                renamed[f"{prefix}{layer.name}"] = new
+                layer.name = new
+            if hasattr(layer, "layers"):
+                visit(layer, f"{prefix}{layer.name}/")
+
+    new = scope_safe_name(model.name)
+    if new != model.name:
+        renamed[model.name] = new
+        model.name = new
+    visit(model, "")
+    return renamed

@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import UserError
+from ..safe_files import check_keras_archive, check_kind
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _RESAVE = "re-save the whole model with model.save('model.keras')"
@@ -14,19 +15,27 @@ _RESAVE = "re-save the whole model with model.save('model.keras')"
 def _check_hdf5_model(path: Path) -> None:
     import h5py
 
+    from .. import safe_hdf5
+    from ..limits import CONFIG_BYTES, MODEL_BYTES
+
     try:
-        with h5py.File(path, "r") as handle:
-            if "model_config" not in handle.attrs:
-                raise UserError(f"{path} holds only weights, not a model",
-                                f"load it into its architecture with model.load_weights() and {_RESAVE}")
+        handle = h5py.File(path, "r")
     except OSError:
         raise UserError(f"{path} is not a complete HDF5 file (truncated or corrupt)",
                         "copy or export the model again") from None
+    with handle:
+        if safe_hdf5.attribute(handle, "model_config", path, CONFIG_BYTES) is None:
+            raise UserError(f"{path} holds only weights, not a model",
+                            f"load it into its architecture with model.load_weights() and {_RESAVE}")
+        # Keras reads every weight: links to other files, virtual datasets and sizes that were only declared
+        # are refused before it does.
+        safe_hdf5.check_tree(handle, path, MODEL_BYTES)
 
 
 def check_model_file(path: Path) -> Path:
     """Refuse, with a one-line reason, every path that is not a loadable model file."""
     path = Path(path).expanduser()
+    check_kind(path, "model")  # a FIFO or /dev/zero would hang the read below
     if not path.exists():
         raise UserError(f"model {str(path)!r} does not exist", "check the MODEL path")
     if path.is_dir():
@@ -46,12 +55,13 @@ def check_model_file(path: Path) -> Path:
             raise UserError(f"{path} is a truncated .keras archive", "copy or export the model again")
         with zipfile.ZipFile(path) as archive:
             members = archive.namelist()
-        if members and all(name.endswith(".npy") for name in members):
-            raise UserError(f"{path} is a NumPy .npz archive of arrays (data), not a model",
-                            "pass a saved model as the model, and the .npz as --data")
-        if path.suffix != ".keras":
-            raise UserError(f"{path} looks like a .keras archive but is named {path.suffix or 'without suffix'}",
-                            "rename it to end in .keras")
+            if members and all(name.endswith(".npy") for name in members):
+                raise UserError(f"{path} is a NumPy .npz archive of arrays (data), not a model",
+                                "pass a saved model as the model, and the .npz as --data")
+            if path.suffix != ".keras":
+                raise UserError(f"{path} looks like a .keras archive but is named {path.suffix or 'without suffix'}",
+                                "rename it to end in .keras")
+            check_keras_archive(path, archive)  # declared sizes, before Keras unpacks anything
     else:
         raise UserError(f"{path} is not a Keras model (neither a .keras archive nor an HDF5 file)",
                         "pass a model saved with model.save('model.keras') or a Keras-2 .h5 file")
@@ -68,17 +78,26 @@ def load_model(path: str | Path, unsafe: bool = False):
     registry.get_manager()  # plugins first: a plugin's custom layers register themselves when it is imported
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    except MemoryError:
+        raise UserError(f"not enough memory to load {path}", "free memory, or use a smaller model") from None
     except Exception as exc:  # Keras raises many types; the user needs one line either way
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        missing = _missing_class(str(exc))
+        if missing and missing[0] == "function":
+            # A named function (a Lambda's, an activation) is stored by name only: --unsafe cannot bring it back.
+            raise UserError(f"could not load {path}: it calls the function {missing[1]!r}"
+                            f"{' (in a Lambda layer)' if 'Lambda' in str(exc) else ''}, which is not registered here",
+                            "the file holds only its name, so --unsafe cannot help: define it in a module xai-fer "
+                            "imports (a plugin, see the plugin guide) under @keras.saving.register_keras_serializable()"
+                            ) from None
         if "safe_mode" in str(exc) or "Lambda" in str(exc) or "lambda" in str(exc):
             raise UserError(f"{path} contains code (a Lambda layer or custom function) that safe mode refuses",
                             "rerun with --unsafe only if you trust where the file came from") from None
         if isinstance(exc, (zipfile.BadZipFile, EOFError)) or "truncated" in text.lower():
             raise UserError(f"{path} is truncated or corrupt ({text})", "copy or export the model again") from None
-        missing = _missing_class(str(exc))
         if missing:
-            raise UserError(f"could not load {path}: it uses {missing}, which is not registered here",
-                            "import the code that defines it and register it with "
+            raise UserError(f"could not load {path}: it uses the custom object {missing[1]!r}, which is not "
+                            "registered here", "import the code that defines it and register it with "
                             "keras.saving.register_keras_serializable") from None
         raise UserError(f"could not load {path}: {text}",
                         "the file may come from an incompatible Keras version: load it where it was made and "
@@ -86,12 +105,13 @@ def load_model(path: str | Path, unsafe: bool = False):
     return model
 
 
-def _missing_class(message: str) -> str | None:
-    """The custom layer or function Keras could not find, named in one of the lines of its error (the first line of a
-    nested-model error only says that the model could not be deserialised)."""
+def _missing_class(message: str) -> tuple[str, str] | None:
+    """("function" or "class", name) of the custom object Keras could not find, named in one of the lines of its
+    error (the first line of a nested-model error only says that the model could not be deserialised)."""
     import re
 
-    found = re.search(r"Could not locate (?:class|function) '([^']+)'|Unknown (?:layer|object): '?([\w.]+)", message)
+    found = re.search(r"Could not locate (class|function) '([^']+)'|Unknown (layer|object): '?([\w.]+)", message)
     if not found:
         return None
-    return f"the custom object {next(group for group in found.groups() if group)!r}"
+    kind, name = (found.group(1), found.group(2)) if found.group(1) else ("class", found.group(4))
+    return kind, name

@@ -9,12 +9,18 @@ previous consistent state in charge. Files it no longer names are deleted afterw
 killed run (temporary files, files written after the last ``state.json``) are cleaned up on ``--resume``.
 
 Runs written before best models were numbered have ``best.keras`` and no ``"best"`` key; both are still read.
+
+A run folder is untrusted input (it may come from another machine, or have been edited): every file name that
+``state.json`` gives must be one this store writes (``epoch-NNN.keras`` ...), a bare name in ``checkpoints/``
+that does not lead outside the run through a link, or the run is refused in one line. So nothing outside
+``--out`` is ever loaded or deleted on the say-so of a run's own files.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -23,10 +29,20 @@ import numpy as np
 
 from .. import atomic
 from ..errors import UserError
+from ..limits import CONFIG_BYTES, MODEL_BYTES
+from ..safe_files import check_npz
 from .averaging import WeightAverage
 
 LEGACY_BEST = "best.keras"
 _OURS = re.compile(r"^((epoch|best)-\d+\.keras|average-\d+\.npz)$")
+# What each name in state.json may be: a file of this run, by the pattern it is written under.
+_NAMES = {"checkpoint": re.compile(r"^epoch-\d+\.keras$"), "best": re.compile(r"^best(-\d+)?\.keras$"),
+          "average": re.compile(r"^average-\d+\.npz$")}
+# The types every state.json written by save() has (None allowed where save() writes None).
+_TYPES = {"epoch": int, "best_epoch": (int, type(None)), "best_val_loss": (int, float), "history": dict,
+          "config": dict, "model_options": dict, "model": str}
+_REQUIRED = ("epoch", "best_val_loss", "history", "config")
+_TAMPERED = "the run's state was edited or damaged: restore an intact copy of the run, or start a new one"
 
 
 class CheckpointStore:
@@ -39,16 +55,56 @@ class CheckpointStore:
         return self.state_path.exists()
 
     def read_state(self) -> dict:
+        """``state.json``, checked: the names it gives are files of this run (see the module's docstring), the
+        values the trainer relies on have their types."""
+        self.check_inside(self.state_path, "the run's state")
+        CONFIG_BYTES.check(self.state_path.stat().st_size, str(self.state_path))
         try:
-            return json.loads(self.state_path.read_text())
+            state = json.loads(self.state_path.read_text())
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {self.state_path} ({exc})", "start a new run with another --out") from None
+        if not isinstance(state, dict):
+            raise UserError(f"{self.state_path} holds {type(state).__name__}, not a run's state", _TAMPERED)
+        for key, kind in _TYPES.items():
+            if key not in state and key in _REQUIRED:
+                raise UserError(f"{self.state_path} has no {key!r}", _TAMPERED)
+            if key in state and (not isinstance(state[key], kind) or isinstance(state[key], bool)):
+                raise UserError(f"{self.state_path}: {key!r} is {state[key]!r:.80}, not a {_type_name(kind)}",
+                                _TAMPERED)
+        history = state["history"]
+        if not all(isinstance(values, list) and all(isinstance(v, (int, float)) for v in values)
+                   for values in history.values()):
+            raise UserError(f"{self.state_path}: 'history' does not hold lists of numbers", _TAMPERED)
+        for key, pattern in _NAMES.items():
+            name = state.get(key)
+            if name is not None and not (isinstance(name, str) and pattern.match(name)):
+                raise UserError(f"{self.state_path}: {key!r} names {name!r}, not a file this run writes in "
+                                f"{self.dir.name}/", _TAMPERED)
+        return state
+
+    def member(self, name: str, what: str) -> Path:
+        """``checkpoints/NAME`` (a name from a checked state), refused if a link leads it outside the run."""
+        path = self.dir / name
+        self.check_inside(path, what)
+        return path
+
+    def check_inside(self, path: Path, what: str) -> None:
+        """Refuse ``path`` (``checkpoints/`` or a file in it) when it, or ``checkpoints/`` itself, is a link that
+        leads outside the run folder, or when a file is no regular file (a FIFO would block every read)."""
+        run = self.dir.parent.resolve()
+        for step in (self.dir, path):
+            real = step.resolve()
+            if real != run and run not in real.parents:
+                raise UserError(f"{step} ({what}) is a link that leads outside the run folder {self.dir.parent} "
+                                f"(to {real})", _TAMPERED)
+        if path != self.dir and path.exists() and not path.is_file():
+            raise UserError(f"{path} ({what}) is not a regular file", _TAMPERED)
 
     @property
     def best_path(self) -> Path:
         """The best model named by the current state (``best.keras`` in runs of earlier versions)."""
         state = self.read_state() if self.exists() else {}
-        return self.dir / state.get("best", LEGACY_BEST)
+        return self.member(state.get("best") or LEGACY_BEST, "the best epoch's model")
 
     def lock(self) -> None:
         """Hold an exclusive lock on this run until the process exits (the kernel drops it on any death, even
@@ -58,7 +114,12 @@ class CheckpointStore:
         except ImportError:  # not POSIX: no guard
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        handle = open(self.dir / ".lock", "a")  # kept open (and locked) for the life of the run
+        self.check_inside(self.dir / ".lock", "the run's lock")
+        try:  # never through a link: opening one for writing would create (or lock) a file elsewhere
+            handle = os.fdopen(os.open(self.dir / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+                                       0o666), "a")  # kept open (and locked) for the life of the run
+        except OSError as exc:
+            raise UserError(f"cannot lock {self.dir / '.lock'} ({exc.strerror})", _TAMPERED) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -77,6 +138,7 @@ class CheckpointStore:
         name. Returns the names deleted."""
         if not self.dir.is_dir():
             return []
+        self.check_inside(self.dir, "the run's checkpoints")  # a link to another folder: delete nothing there
         state = self.read_state() if self.exists() else {}
         keep = {state.get("checkpoint"), state.get("best", LEGACY_BEST), state.get("average")}
         removed = []
@@ -92,11 +154,13 @@ class CheckpointStore:
         name = self.read_state().get("average") if self.exists() else None
         if not name:
             return WeightAverage()
+        path = self.member(name, "the running weight average")
         try:
-            with np.load(self.dir / name) as arrays:
+            check_npz(path, None, MODEL_BYTES)  # declared sizes first, as for any .npz
+            with np.load(path, allow_pickle=False) as arrays:
                 return WeightAverage.from_arrays(arrays)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # missing, truncated, not ours
-            raise UserError(f"cannot read {self.dir / name} ({exc})",
+            raise UserError(f"cannot read {path} ({exc})",
                             f"copy the run's {name} next to its state.json, or start a new run") from None
 
     def save(self, train_model, base_model, epoch: int, history: dict, config: dict, extra: dict,
@@ -125,3 +189,8 @@ class CheckpointStore:
         for name in stale:
             if name and name not in (checkpoint, state.get("best"), state.get("average")):
                 (self.dir / name).unlink(missing_ok=True)
+
+
+def _type_name(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)

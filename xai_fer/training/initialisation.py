@@ -111,6 +111,8 @@ def _read_history_csv(path: Path) -> dict:
     """``history.csv`` as written by ``report.write_history``: {column: [float per epoch]}, without ``epoch``."""
     import csv
 
+    if not _is_small_file(path):
+        return {}
     try:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -138,7 +140,17 @@ def holdout_leak(source: Path, config) -> tuple[str, str] | None:
     return None
 
 
+def _is_small_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file of a size a run's record can have: another run's folder is untrusted,
+    and a FIFO or a huge file named metrics.json would hang or fill the memory for a best-effort read."""
+    from ..limits import CONFIG_BYTES
+
+    return path.is_file() and (not CONFIG_BYTES.value() or path.stat().st_size <= CONFIG_BYTES.value())
+
+
 def _read_json(path: Path) -> dict:
+    if not _is_small_file(path):
+        return {}
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 from .. import atomic
+from ..display import save_figure
 
 
 def write_history(out_dir: Path, history: dict) -> None:
@@ -42,4 +43,5 @@ def write_curves(path: Path, history: dict, title: str, earlier: dict | None = N
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    atomic.write_with(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    # The title names the data file: written as text, never as mathtext (see xai_fer.display).
+    atomic.write_with(Path(path), lambda tmp: save_figure(fig, tmp, dpi=100, format="png"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import os
 import platform
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, atomic, registry
-from ..data import SPLITS, Dataset
+from ..data import MIXED_TEST, SPLITS, Dataset
 from ..errors import UserError
 from ..evaluation import evaluate_arrays
 from ..options import build_options
@@ -231,14 +232,26 @@ def train(
             return _train(plugin, model_name, dataset, out_dir, store, state, config, options, distribution,
                           progress, command, list(callbacks or []), finish, finish_command, init_from, changed,
                           resume_commands)
-    except BaseException:
+    except BaseException as exc:
         # A new run that stops before its first checkpoint (a refused --init-from model, Ctrl-C in the first
         # epoch) has nothing worth keeping: leave no folder behind that would block the next attempt.
         if created and not store.exists():
             shutil.rmtree(out_dir, ignore_errors=True)
+        error = atomic.write_error(exc, out_dir, _write_hint(exc, store)) if isinstance(exc, OSError) else None
+        if error is not None:  # a full disk, a file size limit, a read-only place: the user's, in one line
+            raise error from None
         raise
     finally:
         store.unlock()
+
+
+def _write_hint(exc: OSError, store: CheckpointStore) -> str | None:
+    """What to do when the disk refused a write: the run continues from its last checkpoint, if it has one."""
+    if not store.exists():
+        return None
+    fix = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some of your quota",
+           errno.EFBIG: "raise the file size limit (ulimit -f)"}.get(exc.errno, "make it writable")
+    return f"{fix}, then continue from the last checkpoint with --resume"
 
 
 def data_fingerprint(source, x_train, y_train, x_val, y_val) -> dict:
@@ -265,6 +278,7 @@ def _check_same_data(recorded: dict | None, data: dict, out_dir: Path) -> None:
 def check_run_folder(out_dir: Path, resume: bool) -> CheckpointStore:
     """Refuse an ``--out`` that cannot take this run (cheap: the CLI calls it before reading the data)."""
     out_dir = Path(out_dir)
+    atomic.check_path_length(out_dir)  # first: a name too long cannot even be looked up
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
     store = CheckpointStore(out_dir)
@@ -273,6 +287,8 @@ def check_run_folder(out_dir: Path, resume: bool) -> CheckpointStore:
                         "start the run without --resume / --finish, or point --out at the run's folder")
     if not resume and (store.exists() or (out_dir / "model.keras").exists()):
         raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
+    # Before the data is read and the epochs run: a read-only, immutable or special place fails now, in one line.
+    atomic.check_writable(store.dir if store.dir.is_dir() else out_dir)
     return store
 
 
@@ -306,7 +322,11 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
             # included) may be left behind, e.g. when a run is fetched from another machine.
             train_model = base = None
             if not finish and initial_epoch < config.epochs:
-                train_model = _load_checkpoint(store.dir / state["checkpoint"], "the training checkpoint",
+                if not state.get("checkpoint"):
+                    raise UserError(f"{store.state_path} names no training checkpoint to resume from",
+                                    "stop the run where it is with --finish, or start a new run")
+                train_model = _load_checkpoint(store.member(state["checkpoint"], "the training checkpoint"),
+                                               "the training checkpoint",
                                                "copy it back, or stop the run where it is with --finish",
                                                compile=True)
                 compile_under_jax(train_model)
@@ -393,6 +413,7 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
         "environment": final_state.get("environment", environment) if finish else environment,
         "finish_environment": environment if finish else None,
     }
+    metrics["splits_note"] = _splits_note(dataset)
     if dataset.usage is not None:
         for code, split in enumerate(SPLITS[1:], start=1):
             rows = dataset.usage == code
@@ -412,11 +433,33 @@ def _train(plugin, model_name, dataset, out_dir, store, state, config, options, 
     return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
 
 
+def _splits_note(dataset: Dataset) -> str | None:
+    """Why ``splits`` (test metrics) is empty, when it is; None when the source has test rows."""
+    if dataset.usage is None:
+        return (f"{dataset.source} has no Usage column or split folders, so every image trained or validated and "
+                "none was held out for testing: evaluate the model on a test source with `xai-fer evaluate`")
+    if any((dataset.usage == code).any() for code in range(1, len(SPLITS))):
+        return None
+    if (dataset.usage == MIXED_TEST).any():
+        return (f"{dataset.source}'s test images are PublicTest and PrivateTest together (the test/ folder of "
+                "Kaggle's image copy), so neither split is scored here: evaluate the model on that folder with "
+                "`xai-fer evaluate MODEL --data ROOT/test`")
+    return (f"{dataset.source} holds only {SPLITS[0]} rows (no {', '.join(SPLITS[1:])}): evaluate the model "
+            "on a test source with `xai-fer evaluate`")
+
+
 def _load_checkpoint(path: Path, what: str, hint: str, compile: bool = False):
     import keras
 
+    from ..models.loading import check_model_file
+
     if not path.is_file():
         raise UserError(f"{path} ({what}) is missing", hint)
+    try:  # a run's files are untrusted input: sizes and HDF5 links first, as for any model
+        check_model_file(path)
+    except UserError as exc:
+        reason = exc.message.removeprefix(str(path)).lstrip(": ").removeprefix("is ")
+        raise UserError(f"{path} ({what}) cannot be read: {reason}", hint) from None
     try:
         return keras.saving.load_model(path, compile=compile)
     except Exception as exc:  # a truncated or foreign file: Keras' message runs over many lines
