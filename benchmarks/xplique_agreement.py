@@ -283,19 +283,6 @@ def find_xplique(python: str) -> tuple[bool, str]:
     return True, f"xplique {xplique}, TensorFlow {tensorflow}, Keras {keras} ({python})"
 
 
-def load_data(count: int):
-    from xai_fer import reference
-    from xai_fer.data import Dataset, load_dataset
-
-    if FER2013_H5.exists():
-        data, source = load_dataset(FER2013_H5, split="PrivateTest"), f"{FER2013_H5.name} PrivateTest"
-    else:
-        data, source = load_dataset(reference.sample_path()), "the bundled PrivateTest sample"
-    count = min(count, len(data))
-    return Dataset(images=data.images[:count], labels=data.labels[:count], class_names=data.class_names,
-                   source=f"{source}[:{count}]", split="PrivateTest")
-
-
 def smoothgrad_noise(context, rows, options):
     """xai-fer's SmoothGrad noise for ``rows``, drawn as the method draws it: per chunk of the batch size, a
     fresh seeded generator, one (chunk, H, W, C) draw per sample. (samples, N, H, W, C)."""
@@ -354,6 +341,8 @@ def xai_fer_side(args):
     from xai_fer.explain.pipeline import build_context
 
     model_file = reference.model_path("cnn")
+    from attribution_speed import load_data  # the images the speed benchmark measures (same folder)
+
     dataset = load_data(args.images)
     context = build_context(keras.models.load_model(model_file), dataset)
     explainers = registry.explainers()

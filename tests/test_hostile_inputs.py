@@ -57,7 +57,7 @@ def no_hang():
     signal.signal(signal.SIGALRM, previous)
 
 
-def refused(args, message: str, env: dict | None = None) -> str:
+def assert_refused(args, message: str, env: dict | None = None) -> str:
     """Run ``xai-fer ARGS``; it must print exactly one line, ``Error: ...`` holding ``message``, exit with code 2
     and blame no one but the named file (no "bug in xai-fer", no traceback)."""
     result = CliRunner().invoke(app, [str(a) for a in args], env=env)
@@ -240,7 +240,7 @@ def test_a_tampered_run_folder_is_refused_and_nothing_outside_it_is_touched(case
     tamper, flag, message = RUN_CASES[case]
     tamper(out, victims)
     before = snapshot(victims)
-    refused(["train", "dnn", "--data", data, "--out", out, flag], message)
+    assert_refused(["train", "dnn", "--data", data, "--out", out, flag], message)
     assert snapshot(victims) == before, "a file outside --out was changed or deleted"
     assert not (victims / "created-by-the-lock").exists()
 
@@ -347,14 +347,14 @@ def test_model_bombs_are_refused_before_keras_reads_them(case, good, tmp_path):
     build, env, message = MODEL_BOMBS[case]
     path = build(good, tmp_path)
     assert path.stat().st_size < 2**20  # each is a small file that declares far more
-    refused(["info", path], message, env=env)
+    assert_refused(["info", path], message, env=env)
 
 
 def test_a_raised_limit_lets_the_same_file_through(good):
-    refused(["info", good / "model.keras"], "XAI_FER_MAX_MODEL_BYTES=", env={"XAI_FER_MAX_MODEL_BYTES": "1K"})
+    assert_refused(["info", good / "model.keras"], "XAI_FER_MAX_MODEL_BYTES=", env={"XAI_FER_MAX_MODEL_BYTES": "1K"})
     assert "seq_fused" in works(["info", good / "model.keras", "--json"], env={"XAI_FER_MAX_MODEL_BYTES": "1G"})
-    refused(["info", good / "model.keras"], "XAI_FER_MAX_MODEL_BYTES='lots' is not a size",
-            env={"XAI_FER_MAX_MODEL_BYTES": "lots"})
+    assert_refused(["info", good / "model.keras"], "XAI_FER_MAX_MODEL_BYTES='lots' is not a size",
+                   env={"XAI_FER_MAX_MODEL_BYTES": "lots"})
 
 
 def _npz_bomb(path: Path, megabytes: int) -> Path:
@@ -439,7 +439,7 @@ def test_data_bombs_are_refused_before_they_are_read(case, good, tmp_path):
     if DATA_BOMBS[case][1] is None:
         size = sum(p.stat().st_size for p in ([data] if data.is_file() else data.rglob("*")))
         assert size < 4 * 2**20  # small files, gigabytes declared
-    line = refused(["evaluate", good / "model.keras", "--data", data], message, env=env)
+    line = assert_refused(["evaluate", good / "model.keras", "--data", data], message, env=env)
     assert ("XAI_FER_MAX_" in line) or ("damaged" in line)  # says which limit to raise, or that it is damaged
 
 
@@ -448,15 +448,16 @@ def test_a_forged_npy_header_is_refused_wherever_an_npy_is_read(good, tmp_path):
     forged = tmp_path / "labels.npy"
     forged.write_bytes(_npy_header((10**12,), "<i8") + bytes(64))
     unlabelled = write_npz(tmp_path / "unlabelled.npz", sample_images(7))
-    refused(["evaluate", good / "model.keras", "--data", unlabelled, "--labels", forged],
-            "its .npy header declares 1000000000000 int64 (7.28 TiB) but only 64 bytes of data follow")
+    assert_refused(["evaluate", good / "model.keras", "--data", unlabelled, "--labels", forged],
+                   "its .npy header declares 1000000000000 int64 (7.28 TiB) but only 64 bytes of data follow")
     lone = tmp_path / "images.npz"
     lone.write_bytes(_npy_header((10**6, 10**6)) + bytes(100))
-    refused(["evaluate", good / "model.keras", "--data", lone, "--format", "npz"], "but only 100 bytes")
+    assert_refused(["evaluate", good / "model.keras", "--data", lone, "--format", "npz"], "but only 100 bytes")
     damaged = _zip_of(tmp_path / "damaged.npz", {"images.npy": b"\x93NUMPY\x01\x00\x10\x00{'descr': 5}     \n"})
-    refused(["evaluate", good / "model.keras", "--data", damaged], "damaged.npz: 'images': damaged .npy header")
+    assert_refused(["evaluate", good / "model.keras", "--data", damaged], "damaged.npz: 'images': damaged .npy header")
     negative = _zip_of(tmp_path / "negative.npz", {"images.npy": _npy_header((-7, 48, 48)) + bytes(64)})
-    refused(["evaluate", good / "model.keras", "--data", negative], "negative.npz: 'images': damaged .npy header")
+    assert_refused(["evaluate", good / "model.keras", "--data", negative],
+                   "negative.npz: 'images': damaged .npy header")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -520,11 +521,11 @@ def _dangling(path: Path) -> Path:
 @pytest.mark.parametrize("case", list(DAMAGED), ids=list(DAMAGED))
 def test_damaged_files_are_named_as_the_users(case, good, tmp_path):
     build, message = DAMAGED[case]
-    refused(["evaluate", good / "model.keras", "--data", build(tmp_path)], message)
+    assert_refused(["evaluate", good / "model.keras", "--data", build(tmp_path)], message)
 
 
 def test_a_dangling_link_as_model_is_named(tmp_path):
-    refused(["info", _dangling(tmp_path / "model.keras")], "model.keras' is a link to ")
+    assert_refused(["info", _dangling(tmp_path / "model.keras")], "model.keras' is a link to ")
 
 
 def _raise_memory_error(*args, **kwargs):
@@ -542,7 +543,7 @@ def test_running_out_of_memory_while_reading_names_the_file(where, source, messa
             "folder": lambda: write_image_folder(tmp_path / "f", sample_images(7), LABELS),
             "csv": lambda: write_fer_csv(tmp_path / "d.csv", sample_images(7), LABELS)}[source]()
     monkeypatch.setattr(where, _raise_memory_error)
-    line = refused(["evaluate", good / "model.keras", "--data", data], message)
+    line = assert_refused(["evaluate", good / "model.keras", "--data", data], message)
     assert str(data) in line
 
 
@@ -571,7 +572,7 @@ def test_special_files_are_refused_instead_of_hanging(args, message, good, tmp_p
              "npz": write_npz(tmp_path / "u.npz", sample_images(7)),
              "fifo_folder": _folder_with(tmp_path, "folder", None, "fifo")}
     started = time.monotonic()
-    refused([a.format(**names) for a in args], message.format(**names))
+    assert_refused([a.format(**names) for a in args], message.format(**names))
     assert time.monotonic() - started < 60
     assert not (tmp_path / "run").exists()
 
@@ -590,7 +591,7 @@ def test_a_stream_is_read_when_the_user_allows_it(good, tmp_path):
         if expected == "accuracy":
             assert expected in works(args, env=env)
         else:
-            refused(args, expected, env=env)
+            assert_refused(args, expected, env=env)
         writer.join(timeout=30)
         fifo.unlink()
 
@@ -609,8 +610,8 @@ def test_a_sparse_csv_is_refused_by_its_size_at_once(good, tmp_path):
         handle.write(b"emotion,pixels\n0,")
         handle.truncate(2 * 10**9)  # 2 GB of NUL bytes that take no disk
     started = time.monotonic()
-    refused(["evaluate", good / "model.keras", "--data", sparse, "--format", "fer-csv"],
-            "sparse.csv is 1.86 GiB, over xai-fer's data limit of 1 GiB")
+    assert_refused(["evaluate", good / "model.keras", "--data", sparse, "--format", "fer-csv"],
+                   "sparse.csv is 1.86 GiB, over xai-fer's data limit of 1 GiB")
     assert time.monotonic() - started < 30
 
 
@@ -619,14 +620,14 @@ def test_a_csv_line_without_end_is_refused_after_the_longest_row_an_image_can_ta
     with open(sparse, "wb") as handle:
         handle.write(b"emotion,pixels\n0,")
         handle.truncate(20 * 2**20)  # a sparse line of NULs, under the data limit
-    line = refused(["evaluate", good / "model.keras", "--data", sparse, "--format", "fer-csv"],
-                   "endless.csv, line 2: longer than 3.82 MiB without a line break",
+    line = assert_refused(["evaluate", good / "model.keras", "--data", sparse, "--format", "fer-csv"],
+                          "endless.csv, line 2: longer than 3.82 MiB without a line break",
                    env={"XAI_FER_MAX_IMAGE_PIXELS": "1M"})
     assert "XAI_FER_MAX_IMAGE_PIXELS" in line
     header = tmp_path / "header.csv"
     header.write_bytes(b"emotion" + b" " * (5 * 2**20))
-    refused(["evaluate", good / "model.keras", "--data", header, "--format", "fer-csv"], "header.csv, line 1: longer",
-            env={"XAI_FER_MAX_IMAGE_PIXELS": "1M"})
+    assert_refused(["evaluate", good / "model.keras", "--data", header, "--format", "fer-csv"],
+                   "header.csv, line 1: longer", env={"XAI_FER_MAX_IMAGE_PIXELS": "1M"})
 
 
 def test_one_huge_line_takes_linear_time(monkeypatch, tmp_path):
@@ -718,7 +719,7 @@ SILENT = {
 @pytest.mark.parametrize("case", list(SILENT), ids=list(SILENT))
 def test_hdf5_data_that_reads_other_files_is_refused(case, good, tmp_path):
     build, message = SILENT[case]
-    line = refused(["evaluate", good / "model.keras", "--data", build(tmp_path)], message)
+    line = assert_refused(["evaluate", good / "model.keras", "--data", build(tmp_path)], message)
     assert "cannot be read safely" in line
 
 
@@ -738,7 +739,7 @@ def test_models_whose_weights_read_other_files_are_refused(kind, good, tmp_path)
         path = _h5_model_with(good, tmp_path, "linked.h5", change)
     else:
         path = _weights_with(good, tmp_path, "linked.keras", change)
-    refused(["info", path], "cannot be read safely")
+    assert_refused(["info", path], "cannot be read safely")
 
 
 def _broken_model(path: Path, weight: int, value: float, functional: bool = False) -> Path:
@@ -758,9 +759,10 @@ def _broken_model(path: Path, weight: int, value: float, functional: bool = Fals
 def test_a_model_that_outputs_nan_is_refused_by_evaluate_and_explain(weight, value, functional, good, tmp_path):
     model = _broken_model(tmp_path / "broken.keras", weight, value, functional)
     message = "the model outputs NaN or infinite values for 7 of 7 images"
-    refused(["evaluate", model, "--data", good / "data.h5"], message)
-    refused(["evaluate", model, "--data", good / "data.h5", "--tta-flip", "--preprocess", "unit"], message)
-    refused(["explain", model, "--data", good / "data.h5", "--out", tmp_path / "report", "-e", "saliency"], message)
+    assert_refused(["evaluate", model, "--data", good / "data.h5"], message)
+    assert_refused(["evaluate", model, "--data", good / "data.h5", "--tta-flip", "--preprocess", "unit"], message)
+    assert_refused(["explain", model, "--data", good / "data.h5", "--out", tmp_path / "report", "-e", "saliency"],
+                   message)
     assert not (tmp_path / "report").exists()
 
 
@@ -786,7 +788,7 @@ def named_lambda_models(tmp_path):
 def test_a_lambdas_unregistered_function_says_how_to_register_it(named_lambda_models, good):
     for path in named_lambda_models:
         for unsafe in ([], ["--unsafe"]):
-            line = refused(["info", path, *unsafe], "it calls the function 'scale_pixels'")
+            line = assert_refused(["info", path, *unsafe], "it calls the function 'scale_pixels'")
             assert "--unsafe cannot help" in line and "register_keras_serializable" in line
             assert "rerun with --unsafe" not in line
     keras.saving.register_keras_serializable(package="hostile_inputs_test")(scale_pixels)

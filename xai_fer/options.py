@@ -19,19 +19,24 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def _first_that_fits(candidates: list, convert, nothing_fits: str) -> Any:
+    """A union's value: ``convert(type)`` for its first type that takes it; else the first type's message."""
+    errors = []
+    for candidate in candidates:
+        try:
+            return convert(candidate)
+        except UserError as exc:
+            errors.append(exc.message)
+    raise UserError(errors[0] if errors else nothing_fits)
+
+
 def _convert(text: str, annotation: Any, where: str) -> Any:
     origin, args = get_origin(annotation), get_args(annotation)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if type(None) in args and text.strip().lower() in ("", "none", "null"):
             return None
-        others = [a for a in args if a is not type(None)]
-        errors = []
-        for candidate in others:
-            try:
-                return _convert(text, candidate, where)
-            except UserError as exc:
-                errors.append(exc.message)
-        raise UserError(errors[0] if errors else f"{where}: cannot read {text!r}")
+        return _first_that_fits([a for a in args if a is not type(None)], lambda t: _convert(text, t, where),
+                                f"{where}: cannot read {text!r}")
     if origin is Literal:
         for choice in args:  # Literal[3, 5] is written 5 on the command line: compare as text, return the value
             if str(choice) == text.strip():
@@ -98,13 +103,8 @@ def _value(value: Any, annotation: Any, where: str) -> Any:
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for candidate in (a for a in args if a is not type(None)):
-            try:
-                return _value(value, candidate, where)
-            except UserError as exc:
-                errors.append(exc.message)
-        raise UserError(errors[0] if errors else f"{where}: cannot use {value!r}")
+        return _first_that_fits([a for a in args if a is not type(None)], lambda t: _value(value, t, where),
+                                f"{where}: cannot use {value!r}")
     if origin is Literal:
         if any(value == choice and type(value) is type(choice) for choice in args):  # True is not 1 here
             return value

@@ -346,7 +346,7 @@ class Attribution:
         if len(rows) == 0:
             raise UserError(f"{self.name}: no images selected", "the data is empty")
         targets = target_classes(context, options, rows, self.name)
-        engine_score = "logit" if options.score == "logit" and context.pre_softmax_available else "probability"
+        engine_score = context.differentiated_score(options.score)
         result = self.compute(context, rows, targets, options)
         maps = result.values
         context.attributions[self.name] = AttributionResult(self, options, rows, targets, maps, self.signed,

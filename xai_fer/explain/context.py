@@ -102,6 +102,11 @@ class ExplainContext:
             self.cache[key] = keras.Model(inputs, target(AdaptInput(name="adapt_input")(inputs)))
         return self.cache[key]
 
+    def differentiated_score(self, score: str) -> str:
+        """The score an attribution on ``score`` really differentiates: "logit" where the model has pre-softmax
+        scores, else "probability" (a sigmoid or a softmax hidden in a custom layer)."""
+        return "logit" if score == "logit" and self.pre_softmax_available else "probability"
+
     def attribution_engine(self, score: str = "logit", model=None, batch_size: int | None = None):
         """The compiled, batched gradient and forward machinery for attribution methods
         (:class:`~xai_fer.explain.engine.AttributionEngine`), on ``score`` ("logit": pre-softmax class scores
@@ -110,7 +115,7 @@ class ExplainContext:
         from ..models.introspect import get_layer_path
         from .engine import AttributionEngine
 
-        logits = score == "logit" and self.pre_softmax_available
+        logits = self.differentiated_score(score) == "logit"
         root = self.model if model is None else model
         scores = self.data_model(logits=logits, model=model)
         return AttributionEngine(

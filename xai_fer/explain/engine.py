@@ -12,30 +12,15 @@ land on the data's pixels whatever the model expects.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 from xai_fer.lazy import np
 
+from .gradients import compiled_for as _compiled
 from .gradients import input_gradients
-
-# model -> {kind -> compiled function}; weak, so that a discarded model frees its traced graphs.
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # The data's pixel scale (ExplainContext.images): noise levels and baselines are fractions of it.
 DATA_RANGE = (0.0, 255.0)
-
-
-def _compiled(model, kind: str, build):
-    """``build(model_ref)`` compiled once per (model, kind), with a weak reference to the model inside."""
-    try:
-        per_model = _COMPILED.setdefault(model, {})
-        model_ref = weakref.ref(model)
-    except TypeError:  # not weak-referenceable: no cache, still compiled
-        per_model, model_ref = {}, lambda: model
-    if kind not in per_model:
-        per_model[kind] = build(model_ref)
-    return per_model[kind]
 
 
 def _image_spec(model):

@@ -16,7 +16,7 @@ import weakref
 from xai_fer.errors import UserError
 from xai_fer.lazy import np
 
-# model -> {softmax flag -> compiled function}; weak so that a discarded model frees its traced graph.
+# model -> {kind -> compiled function}; weak so that a discarded model frees its traced graph.
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -35,18 +35,27 @@ def check_differentiable(info, who: str) -> None:
                         "gradients (the other explainers work as it is)")
 
 
-def _compiled_gradient(model, softmax: bool):
-    """The compiled ``(images, classes) -> d score[class] / d images`` function for ``model``."""
+def compiled_for(model, kind, build):
+    """``build(model_ref)`` compiled once per (model, kind) and kept while the model lives. ``model_ref()``
+    returns the model: the compiled function holds only a weak reference, so it does not keep its own cache
+    key alive."""
     try:
         per_model = _COMPILED.setdefault(model, {})
-        # A weak reference, so that the cached function does not keep its own (weak) cache key alive.
         model_ref = weakref.ref(model)
     except TypeError:  # an unhashable or non-weak-referenceable model: no cache, still compiled
         per_model, model_ref = {}, lambda: model
-    if softmax not in per_model:
+    if kind not in per_model:
+        per_model[kind] = build(model_ref)
+    return per_model[kind]
+
+
+def _compiled_gradient(model, softmax: bool):
+    """The compiled ``(images, classes) -> d score[class] / d images`` function for ``model``."""
+
+    def build(model_ref):
         import tensorflow as tf
 
-        shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+        shape = tuple(int(d) for d in model_ref().inputs[0].shape[1:])
 
         @tf.function(
             input_signature=[tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.int32)],
@@ -64,8 +73,9 @@ def _compiled_gradient(model, softmax: bool):
                 total = tf.reduce_sum(picked)
             return tape.gradient(total, images), picked
 
-        per_model[softmax] = gradient
-    return per_model[softmax]
+        return gradient
+
+    return compiled_for(model, ("gradient", softmax), build)
 
 
 def input_gradients(model, images, classes, batch_size: int = 128, softmax: bool = False,
