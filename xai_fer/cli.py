@@ -470,6 +470,14 @@ def explain(
     faces: Annotated[bool, _FACES] = False,
     max_figures: Annotated[int, typer.Option("--max-figures", help="At most this many figures per explainer (the "
                                                                    "arrays keep every result).")] = MAX_FIGURES,
+    all_images: Annotated[bool, typer.Option(
+        "--all-images", help="Every attribution method explains every image (the whole split), streamed in chunks "
+                             "into one maps.h5; an interrupted run resumes (run it again).")] = False,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Images per chunk with --all-images (whole "
+                                                                 "batches).")] = 1024,
+    maps_dtype: Annotated[str, typer.Option("--maps-dtype", help="float32 or float16: how maps.h5 stores maps "
+                                                                 "(--all-images).")] = "float32",
+    engine: Annotated[str, typer.Option("--engine", help="What computes the chunks of --all-images: local.")] = "local",
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
@@ -483,7 +491,8 @@ def explain(
     result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
                          split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
                          data_format=data_format, progress=announce, labels=labels, faces=faces,
-                         max_figures=max_figures)
+                         max_figures=max_figures, all_images=all_images, chunk_size=chunk_size,
+                         maps_dtype=maps_dtype, engine=engine)
     _scaling_note(result.manifest.get("scaling_choice"))
     for name, reason in result.manifest.get("skipped", {}).items():
         err_console.print(f"skipped {name}: {reason}", highlight=False)
@@ -491,6 +500,11 @@ def explain(
     if renamed:
         err_console.print("Note: renamed " + ", ".join(f"{old!r} -> {new!r}" for old, new in renamed["names"].items())
                           + f" ({renamed['why']})", highlight=False)
+    whole = result.manifest.get("whole_split")
+    if whole:
+        resumed = f", {whole['resumed_chunks']} resumed from an earlier run" if whole["resumed_chunks"] else ""
+        err_console.print(f"maps of {whole['images']:,} images in {whole['chunks']} chunks{resumed}: "
+                          f"{out / 'maps.h5'}", highlight=False)
     left_out = result.manifest.get("figures_left_out")
     if left_out:
         err_console.print(f"Note: {left_out['note']}", highlight=False)

@@ -341,6 +341,10 @@ class Attribution:
         return Maps(values, {k: np.concatenate(v) for k, v in per_image.items()}, notes)
 
     def explain(self, context, options):
+        if context.whole_split is not None and self.name in context.attributions:  # maps already in maps.h5
+            from .wholesplit import explain_stored
+
+            return explain_stored(self, context, options)
         self.validate(context.info, options)
         rows, selection = select_rows(context, options, self.name)
         if len(rows) == 0:

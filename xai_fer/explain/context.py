@@ -34,6 +34,9 @@ class ExplainContext:
     plan: list = field(default_factory=list, repr=False)
     # How the input scaling was decided (xai_fer.models.scaling_choice.ScalingChoice); None when built by hand.
     scaling_choice: object = None
+    # A whole-split run (--all-images) in progress (xai_fer.explain.wholesplit.WholeSplitState): every attribution
+    # method's maps are in its maps.h5 and in ``attributions``; None in an ordinary run.
+    whole_split: object = field(default=None, repr=False)
 
     @property
     def class_names(self) -> tuple[str, ...]:

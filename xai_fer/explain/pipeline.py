@@ -3,6 +3,7 @@ all results into a directory that appears complete or not at all."""
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -65,28 +66,58 @@ def _check_open_size(model, info, adapter, dataset) -> None:
                         f"{reason(exc)}", "use larger images, or the size the model was trained on") from None
 
 
-def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None):
+def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None,
+                   whole_split=None, source=None):
     """Run explainers in memory (nothing is written); returns ``(artifacts, planned, context, timings)``:
     {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
     ``ExplainContext`` and {name: seconds}.
 
     ``options`` maps explainer name -> {key: value}, the value a Python value or the command line's string,
     e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}.
-    """
-    import keras
 
+    ``whole_split`` (a :class:`~xai_fer.explain.wholesplit.WholeSplit`): every attribution method explains
+    every image, streamed in chunks into ``maps.h5`` in its work folder (``context.whole_split`` holds it open
+    afterwards; ``context.whole_split.close(finished)`` closes it); the default explainers are then
+    :data:`WHOLE_SPLIT_DEFAULT`. ``source``: where model and data came from, for engines that load them.
+    """
     check_seed(seed)
+    default_set = not explainers
+    if whole_split is not None and default_set:
+        explainers = [name for name in WHOLE_SPLIT_DEFAULT if name in registry.explainers()]
     planned = plan_explainers(explainers, options)
     context = build_context(model, dataset, preprocess, seed)
     context.plan = planned
-    if not explainers:
+    if default_set:
         # "All" means all that apply: activation-max has nothing to show on a model without conv layers, nor
         # confusion on unlabelled data. An explainer given options was asked for, and is never skipped.
         planned = _applicable(planned, context, asked=set(options or {}))  # each one checked, as below
     else:
         validate_against_model(planned, context.info)
         check_against_context(planned, context)
+    if whole_split is not None:
+        from .wholesplit import run_whole_split
+
+        run_whole_split(context, planned, whole_split, source, progress)
+    try:
+        artifacts, timings = _run_planned(planned, context, seed, progress)
+    except BaseException:
+        if context.whole_split is not None:
+            context.whole_split.close(finished=False)
+        raise
+    return artifacts, planned, context, timings
+
+
+# A whole-split run's explainers when none are named: the three methods the study compares, and the views of
+# the whole split (the slow methods, occlusion and RISE, and faithfulness are asked for by name).
+WHOLE_SPLIT_DEFAULT = ("confusion", "saliency", "grad-cam", "smoothgrad", "class-maps", "confusion-maps",
+                       "confidence-extremes", "method-disagreement")
+
+
+def _run_planned(planned, context, seed, progress):
+    import keras
+
     artifacts, timings = {}, {}
+    computed = context.whole_split.seconds if context.whole_split is not None else {}
     for item in planned:
         if progress:
             progress(item.name)
@@ -100,8 +131,9 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
         # Names, arrays and the summary as they are now (they may change after the Artifact was made).
         registry.guarded("explainers", item.name, "its result", artifact.check_contents)
         artifacts[item.name] = artifact
-        timings[item.name] = round(time.perf_counter() - started, 3)
-    return artifacts, planned, context, timings
+        # In a whole-split run, a method's maps were computed before (the chunks): that time is its too.
+        timings[item.name] = round(time.perf_counter() - started + computed.get(item.name, 0.0), 3)
+    return artifacts, timings
 
 
 def _applicable(planned, context, asked: set[str]) -> list:
@@ -148,11 +180,20 @@ def run_explain(
     labels: str | Path | None = None,
     faces: bool = False,
     max_figures: int | None = MAX_FIGURES,
+    all_images: bool = False,
+    chunk_size: int = 1024,
+    maps_dtype: str = "float32",
+    engine: str = "local",
 ) -> ExplainRun:
     """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample.
     ``data``: a path, or several image files (a list, or a glob); ``labels`` and ``faces`` as for
     :func:`xai_fer.data.load_dataset`. ``max_figures``: at most this many figures per explainer (None: all);
-    the arrays keep every result and the manifest says what was left out."""
+    the arrays keep every result and the manifest says what was left out.
+
+    ``all_images``: every attribution method explains every image of the data (the split), streamed in chunks of
+    ``chunk_size`` images into the report's ``maps.h5`` (``maps_dtype`` float32 or float16), computed by
+    ``engine``; an interrupted run keeps its finished chunks in ``<out>.partial`` and the same call resumes
+    from them (see :mod:`xai_fer.explain.wholesplit`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,6 +205,15 @@ def run_explain(
     data = data if data else reference.sample_path()
     sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
     target = prepare_output(out_dir, overwrite, inputs=(model_path, *sources))
+    whole_split = None
+    if all_images:
+        from .wholesplit import WholeSplit
+        from .workfolder import work_folder_for
+
+        whole_split = WholeSplit(work_folder_for(target), chunk_size, maps_dtype, engine)
+    source = {"model_path": str(model_path), "unsafe": unsafe, "split": split, "data_format": data_format,
+              "data": str(data) if isinstance(data, (str, Path)) else [str(s) for s in data],
+              "labels": str(labels) if labels else None, "faces": faces}
     model = load_model(model_path, unsafe=unsafe)
     # Names legal in Keras that TensorFlow refuses as name scopes ("conv a [1]") would fail every compiled
     # gradient: renamed in memory, and the manifest says so.
@@ -174,14 +224,29 @@ def run_explain(
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
         artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
-                                                              progress)
+                                                              progress, whole_split, source)
 
         def make_manifest():
             manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,
                                       context.skipped, context.scaling_choice)
             if renamed:
                 manifest["model"]["renamed"] = {"names": renamed, "why": RENAMED_WHY}
+            if context.whole_split is not None:
+                manifest["whole_split"] = context.whole_split.describe()
             return manifest
 
-        manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render_index, max_figures)
+        add_files = None
+        if context.whole_split is not None:
+            from .wholesplit import add_report_files
+
+            add_files = functools.partial(add_report_files, context)
+        try:
+            manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render_index, max_figures,
+                                    add_files)
+        except BaseException:
+            if context.whole_split is not None:
+                context.whole_split.close(finished=False)
+            raise
+        if context.whole_split is not None:
+            context.whole_split.close(finished=True)
     return ExplainRun(out_dir=out_dir, manifest=manifest, artifacts=artifacts)
