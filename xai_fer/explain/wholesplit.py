@@ -148,10 +148,12 @@ class WholeSplitState:
     job: AttributionJob
     chunks: int
     resumed_chunks: int
-    seconds: dict
+    seconds: dict  # per method, computing its maps (as the engine measured them)
+    stage_seconds: float = 0.0  # the whole stage: chunks, saving them, writing maps.h5
 
     def describe(self) -> dict:
         return {"maps_file": "maps.h5", "images": self.job.num_rows, "chunk_size": self.job.chunk_size,
+                "seconds": round(self.stage_seconds, 3),
                 "chunks": self.chunks, "resumed_chunks": self.resumed_chunks, "engine": self.settings.engine,
                 "maps_dtype": self.settings.maps_dtype, "methods": [name for name, _ in self.job.methods],
                 **({"started_over": self.work.started_over} if self.work.started_over else {})}
@@ -215,6 +217,7 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
     ranges = job.chunk_ranges()
     description = {"images": job.num_rows, "chunk_size": job.chunk_size, "chunks": len(ranges),
                    "methods": [name for name, _ in job.methods]}
+    started = time.perf_counter()
     work = WorkFolder(settings.work, fingerprint(context, job, settings), description).__enter__()
     try:
         done = work.finished(len(ranges))
@@ -241,7 +244,7 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
             method, options, np.arange(job.num_rows, dtype=np.int64), np.asarray(job.targets[name]),
             handle[f"maps/{name}"], method.signed, context.differentiated_score(options.score))
     context.whole_split = WholeSplitState(settings, work, handle, job, len(ranges), len(done),
-                                          getattr(engine, "seconds", {}))
+                                          getattr(engine, "seconds", {}), time.perf_counter() - started)
     return context.whole_split
 
 
