@@ -62,17 +62,18 @@ def model_path(workdir: Path) -> tuple[Path, str]:
 
 def data_slice(data: Path, limit: int | None, workdir: Path) -> tuple[Path, int]:
     """The data file itself, or its first ``limit`` images saved as an .npz (read the same way by the run)."""
-    from xai_fer.data import load_dataset
-
-    if not limit:
-        return data, len(load_dataset(data))
+    import h5py
     import numpy as np
 
-    dataset = load_dataset(data)
+    with h5py.File(data, "r") as handle:  # read the slice alone: the peak memory is the run's, not the file's
+        total = len(handle["images"])
+        if not limit or limit >= total:
+            return data, total
+        images, labels = handle["images"][:limit], handle["labels"][:limit]
+        names = [str(n) for n in handle.attrs["class_names"]]
     path = workdir / "slice.npz"
-    np.savez(path, images=dataset.images[:limit], labels=dataset.labels[:limit],
-             class_names=np.array(dataset.class_names))
-    return path, min(limit, len(dataset))
+    np.savez(path, images=images, labels=labels, class_names=np.array(names))
+    return path, limit
 
 
 def bare_calls(model_file: Path, data: Path, scaling: str, batch_size: int) -> float:

@@ -178,6 +178,10 @@ def make_job(context, planned, settings: WholeSplit, source: dict) -> Attributio
         if item.options.select != "auto" or item.options.indices:
             raise UserError(f"{item.name}: --all-images explains every image, so select/indices do not apply",
                             f"drop -o {item.name}.select / {item.name}.indices, or drop --all-images")
+    for item in planned:  # a reader of every map with a per-image cost (faithfulness) would run for days
+        if getattr(item.explainer, "reads_attributions", False) and getattr(item.options, "max_images", None) == 0:
+            raise UserError(f"{item.name} would score every map of the whole split (max_images=0)",
+                            f"give it a number of images: -o {item.name}.max_images=200")
     rows = np.arange(len(context.dataset), dtype=np.int64)
     targets = {item.name: target_classes(context, item.options, rows, item.name) for item in items}
     batches = [item.options.batch_size or context.batch_size for item in items]
@@ -193,8 +197,8 @@ def fingerprint(context, job: AttributionJob, settings: WholeSplit) -> str:
     their options and targets, the seed, the chunking and the stored precision."""
     digest = hashlib.sha256()
     for weight in context.model.weights:
-        digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
-    digest.update(np.ascontiguousarray(context.dataset.images).tobytes())
+        digest.update(np.ascontiguousarray(np.asarray(weight)))
+    digest.update(np.ascontiguousarray(context.dataset.images))  # read in place: no copy of the images
     if context.labels is not None:
         digest.update(np.asarray(context.labels, dtype=np.int64).tobytes())
     for name, targets in job.targets.items():
@@ -233,6 +237,7 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
             stored = ((start, stop, work.load_chunk(index)) for index, start, stop in ranges)
             write_maps_file(work.maps_path, context, np.arange(job.num_rows), methods, job.targets, stored,
                             settings.maps_dtype)
+            work.drop_chunks()  # all in maps.h5 now: the disk holds the maps once
         handle = open_maps(work.maps_path)
     except BaseException:
         work.__exit__()

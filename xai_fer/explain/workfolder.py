@@ -135,6 +135,10 @@ class WorkFolder:
                     entry["per_image"][extra] = archive[key]
         return out
 
+    def drop_chunks(self) -> None:
+        shutil.rmtree(self.path / "chunks", ignore_errors=True)
+        (self.path / "chunks").mkdir()
+
     # The maps file ----------------------------------------------------------------------------------------
 
     @property
