@@ -488,11 +488,15 @@ def explain(
 
     options = split_option_pairs(_parse_pairs(option, "option", "EXPLAINER.KEY=VALUE"))
     model = _model_file(model) if model is not None else None
-    result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
-                         split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
-                         data_format=data_format, progress=announce, labels=labels, faces=faces,
-                         max_figures=max_figures, all_images=all_images, chunk_size=chunk_size,
-                         maps_dtype=maps_dtype, engine=engine)
+    try:
+        result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
+                             split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
+                             data_format=data_format, progress=announce, labels=labels, faces=faces,
+                             max_figures=max_figures, all_images=all_images, chunk_size=chunk_size,
+                             maps_dtype=maps_dtype, engine=engine)
+    except KeyboardInterrupt:
+        _resume_note(out, all_images)
+        raise
     _scaling_note(result.manifest.get("scaling_choice"))
     for name, reason in result.manifest.get("skipped", {}).items():
         err_console.print(f"skipped {name}: {reason}", highlight=False)
@@ -510,6 +514,17 @@ def explain(
         err_console.print(f"Note: {left_out['note']}", highlight=False)
     names = ", ".join(result.artifacts)
     console.print(f"wrote {out}/ ({names}); open {out / 'index.html'}")
+
+
+def _resume_note(out: Path, all_images: bool) -> None:
+    """After an interrupted whole-split run: where its finished chunks are, and how to resume."""
+    from .explain.workfolder import work_folder_for
+
+    work = work_folder_for(out.resolve())
+    if all_images and work.is_dir():
+        chunks = len(list((work / "chunks").glob("*.npz")))
+        done = f"{chunks} finished chunks are" if chunks else "the finished maps are"
+        err_console.print(f"{done} kept in {work}: run the same command again to resume", highlight=False)
 
 
 def _as_strings(values: dict) -> dict[str, str]:

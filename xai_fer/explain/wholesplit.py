@@ -231,7 +231,8 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
             for count, (index, maps) in enumerate(engine.run(job, pending), start=1):
                 work.save_chunk(index, maps)
                 if progress:
-                    progress(f"chunk {index + 1} of {len(ranges)} ({count} of {len(pending)} in this run)")
+                    progress(f"{', '.join(description['methods'])}: chunk {index + 1} of {len(ranges)} done "
+                             f"({count} of {len(pending)} in this run)")
         if not work.maps_path.exists():
             methods = {name: registry.lookup("explainers", name) for name, _ in job.methods}
             stored = ((start, stop, work.load_chunk(index)) for index, start, stop in ranges)

@@ -67,6 +67,8 @@ class WorkFolder:
             self._lock = None
 
     def _check_ours(self) -> None:
+        for entry in self.path.glob(".*.tmp-*"):  # a temp file of a process killed outright while writing
+            entry.unlink(missing_ok=True)
         entries = {entry.name for entry in self.path.iterdir()}
         if entries and (self._read_job() is None or not entries <= {"job.json", "chunks", "lock", MAPS_FILE}):
             strays = sorted(entries - {"job.json", "chunks", "lock", MAPS_FILE}) or sorted(entries)
