@@ -98,7 +98,9 @@ class AttributionResult:
     options: AttributionOptions
     rows: np.ndarray  # dataset rows
     targets: np.ndarray  # class explained per row
-    maps: np.ndarray  # (N, H, W) float32, as the method returned them (signed where the method is)
+    # (N, H, W) float32, as the method returned them (signed where the method is); in a whole-split run
+    # (--all-images) an h5py Dataset of maps.h5: read it in slices, maps[i:j].
+    maps: np.ndarray
     signed: bool
     score: str  # the score actually differentiated: "logit" or "probability"
 

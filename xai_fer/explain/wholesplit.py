@@ -194,7 +194,8 @@ def make_job(context, planned, settings: WholeSplit, source: dict) -> Attributio
 
 def fingerprint(context, job: AttributionJob, settings: WholeSplit) -> str:
     """What the maps depend on: the model's weights, the images and labels, the input adaptation, the methods,
-    their options and targets, the seed, the chunking and the stored precision."""
+    their options and targets, the seed, the chunking and the stored precision (not the options that only say
+    what the report shows, such as grid_rows: changing them resumes)."""
     digest = hashlib.sha256()
     for weight in context.model.weights:
         digest.update(np.ascontiguousarray(np.asarray(weight)))
@@ -203,7 +204,9 @@ def fingerprint(context, job: AttributionJob, settings: WholeSplit) -> str:
         digest.update(np.asarray(context.labels, dtype=np.int64).tobytes())
     for name, targets in job.targets.items():
         digest.update(name.encode() + np.asarray(targets, dtype=np.int64).tobytes())
-    described = {"methods": [[name, dataclasses.asdict(options)] for name, options in job.methods],
+    shown_only = {"select", "indices", "per_class", "count", "threshold_percentile", "image_figures", "grid_rows"}
+    described = {"methods": [[name, {key: value for key, value in dataclasses.asdict(options).items()
+                                     if key not in shown_only}] for name, options in job.methods],
                  "seed": job.seed, "batch_size": job.batch_size, "chunk_size": job.chunk_size,
                  "adapter": context.adapter.describe(), "dtype": settings.maps_dtype}
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
