@@ -344,6 +344,11 @@ _FACES = typer.Option("--faces", help="Cut each photo to the face found in it (O
                                       "extra of xai-fer, opencv-python-headless).")
 
 
+def _command_line() -> str | None:
+    """The command as typed (quoted for a shell), recorded in a run's manifest or metrics so it can be rerun."""
+    return "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+
+
 def _data_source(data: list[str]):
     """One --data as given; several as a list of files (repeated --data, or a shell-expanded glob)."""
     return data[0] if len(data) == 1 else data
@@ -470,6 +475,8 @@ def explain(
     faces: Annotated[bool, _FACES] = False,
     max_figures: Annotated[int, typer.Option("--max-figures", help="At most this many figures per explainer (the "
                                                                    "arrays keep every result).")] = MAX_FIGURES,
+    preset: Annotated[str | None, typer.Option(help="Named options for what -o leaves out: quick (one image per "
+                                                    "class, lighter checks; under a minute).")] = None,
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
@@ -483,7 +490,7 @@ def explain(
     result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
                          split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
                          data_format=data_format, progress=announce, labels=labels, faces=faces,
-                         max_figures=max_figures)
+                         max_figures=max_figures, command=_command_line(), preset=preset)
     _scaling_note(result.manifest.get("scaling_choice"))
     for name, reason in result.manifest.get("skipped", {}).items():
         err_console.print(f"skipped {name}: {reason}", highlight=False)

@@ -34,6 +34,8 @@ class ExplainContext:
     plan: list = field(default_factory=list, repr=False)
     # How the input scaling was decided (xai_fer.models.scaling_choice.ScalingChoice); None when built by hand.
     scaling_choice: object = None
+    # Layers renamed in memory because TensorFlow refuses their names as name scopes: {old path: new name}.
+    renamed: dict = field(default_factory=dict)
 
     @property
     def class_names(self) -> tuple[str, ...]:
