@@ -320,6 +320,7 @@ class Cascade:
         keras.utils.set_random_seed(seed % 2**32)  # initialisers draw from Keras' global seed (reset per explainer)
         fresh = keras.models.clone_model(model)
         self.model = model
+        self.clone = None
         self.trained = model.get_weights()
         self.names = [layer.name for layer in weighted_layers(model)]
         self.fresh = [layer.get_weights() for layer in weighted_layers(fresh)]
@@ -328,18 +329,24 @@ class Cascade:
             raise ValueError("its clone does not have the same layers")
 
     def copy(self, randomised: int):
+        """The model with its top ``randomised`` weighted layers re-initialised. One clone serves every stage,
+        its weights set anew each time: compiled functions read the weights when called, so each method is
+        traced once for the whole check rather than once per stage. A softmax fused into the top layer has a
+        pre-softmax twin that copied that layer's weights when it was built (``logits_model``): every stage
+        re-initialises the top layer with the same drawn weights, so the copy stays right for all of them."""
         import keras
 
-        clone = keras.models.clone_model(self.model)
-        clone.set_weights(self.trained)
-        for layer, weights in zip(weighted_layers(clone)[:randomised], self.fresh[:randomised], strict=True):
+        if self.clone is None:
+            self.clone = keras.models.clone_model(self.model)
+        self.clone.set_weights(self.trained)
+        for layer, weights in zip(weighted_layers(self.clone)[:randomised], self.fresh[:randomised], strict=True):
             layer.set_weights(weights)
-        return clone
+        return self.clone
 
 
 @contextlib.contextmanager
 def _retracing_expected():
-    """Every randomised copy is a new model whose compiled functions are traced anew: TensorFlow's warning about
+    """The randomised copy is a new model whose compiled functions are traced anew: TensorFlow's warning about
     frequent retracing is expected here, and no advice for the user."""
     import logging
 
@@ -353,8 +360,8 @@ def _retracing_expected():
 
 
 def _forget(context, model) -> None:
-    """Drop what the context built around a randomised copy (its data and score models), so copies do not pile
-    up in memory over the stages."""
+    """Drop what the context built around the randomised copy (its data and score models), so it does not stay
+    in memory after the check."""
     for key in [k for k in context.cache if isinstance(k, tuple) and any(part is model for part in k)]:
         del context.cache[key]
 
@@ -389,16 +396,17 @@ def stage_correlations(context, results: dict, cascade: Cascade, stages: list[in
     rho = {name: np.full((len(stages), len(result.rows[chosen])), np.nan) for name, result in results.items()}
     trained = {name: _recompute(result, context, chosen, None, errors, name) for name, result in results.items()}
     with _retracing_expected():
-        for s, count in enumerate(stages):
-            copy = cascade.copy(count)
-            try:
+        try:
+            for s, count in enumerate(stages):
+                copy = cascade.copy(count)
                 for name, result in results.items():
                     if name not in errors:
                         maps = _recompute(result, context, chosen, copy, errors, name)
                         if maps is not None:
                             rho[name][s] = spearman(np.abs(trained[name]), np.abs(maps))
-            finally:
-                _forget(context, copy)
+        finally:
+            if cascade.clone is not None:
+                _forget(context, cascade.clone)
     return {name: (rho[name], errors.get(name)) for name in results}
 
 

@@ -223,3 +223,25 @@ def test_all_explainers_means_all_that_apply(tmp_path):
     result = CliRunner().invoke(app, ["explain", str(MODELS["dnn"]), "--data", str(SAMPLE), "--out",
                                       str(tmp_path / "again"), "-e", "activation-max"])
     assert result.exit_code == 2 and "has no conv layers" in result.output
+
+
+def test_bundled_files_are_named_as_such_and_the_command_is_recorded(tmp_path, monkeypatch):
+    from xai_fer.reference import MODELS
+
+    out = tmp_path / "run"
+    args = ["explain", "bundled:dnn", "--data", "bundled:sample", "-e", "confusion", "--preset", "quick", "--out",
+            str(out)]
+    monkeypatch.setattr(sys, "argv", ["xai-fer", *args])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["path"] == "bundled:dnn" and manifest["data"]["source"] == "bundled:sample"
+    assert manifest["command"] == ("xai-fer explain bundled:dnn --data bundled:sample -e confusion --preset quick "
+                                   f"--out {out}") and manifest["preset"] == "quick"
+    assert "site-packages" not in (out / "index.html").read_text() and str(MODELS["dnn"]) not in json.dumps(manifest)
+    # The bundled file given by its path is named the same way.
+    again = tmp_path / "again"
+    result = CliRunner().invoke(app, ["explain", str(MODELS["dnn"]), "-e", "confusion", "--out", str(again)])
+    assert result.exit_code == 0 and json.loads((again / "manifest.json").read_text())["model"]["path"] == "bundled:dnn"
+    result = CliRunner().invoke(app, ["explain", "bundled:vgg", "-e", "confusion", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "bundled:vgg is not a bundled file" in " ".join(result.output.split())

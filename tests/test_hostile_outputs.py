@@ -165,6 +165,13 @@ def test_hostile_layer_and_model_names_print_as_text_and_explain(root, tmp_path)
     renamed = json.loads((out / "manifest.json").read_text())["model"]["renamed"]["names"]
     assert renamed["my model [v2] (final)"] == "my_model__v2___final_" and "conv [red]a[bold] (1)" in renamed
     assert "Note: renamed" in result.output
+    # The Python API renames the same way (in memory; the context says what it renamed).
+    from xai_fer import explain_model
+
+    explanation = explain_model(keras.models.load_model(tmp_path / "names.keras"), _data(root, "markup", MARKUP),
+                                ["saliency"], {"saliency": {"per_class": 1}}, preprocess="unit")
+    assert explanation.context.renamed["my model [v2] (final)"] == "my_model__v2___final_"
+    assert explanation.artifacts["saliency"].arrays["maps"].shape[1:] == (48, 48)
 
 
 @pytest.mark.parametrize("path", ["missing [/] model.keras", "\x1b]0;title\x07\x1b[2J.keras", "\u202ecod.exe.keras",

@@ -344,6 +344,11 @@ _FACES = typer.Option("--faces", help="Cut each photo to the face found in it (O
                                       "extra of xai-fer, opencv-python-headless).")
 
 
+def _command_line() -> str | None:
+    """The command as typed (quoted for a shell), recorded in a run's manifest or metrics so it can be rerun."""
+    return "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+
+
 def _data_source(data: list[str]):
     """One --data as given; several as a list of files (repeated --data, or a shell-expanded glob)."""
     return data[0] if len(data) == 1 else data
@@ -470,6 +475,8 @@ def explain(
     faces: Annotated[bool, _FACES] = False,
     max_figures: Annotated[int, typer.Option("--max-figures", help="At most this many figures per explainer (the "
                                                                    "arrays keep every result).")] = MAX_FIGURES,
+    preset: Annotated[str | None, typer.Option(help="Named options for what -o leaves out: quick (one image per "
+                                                    "class, lighter checks; under a minute).")] = None,
     all_images: Annotated[bool, typer.Option(
         "--all-images", help="Every attribution method explains every image (the whole split), streamed in chunks "
                              "into one maps.h5; an interrupted run resumes (run it again).")] = False,
@@ -493,7 +500,8 @@ def explain(
                              split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
                              data_format=data_format, progress=announce, labels=labels, faces=faces,
                              max_figures=max_figures, all_images=all_images, chunk_size=chunk_size,
-                             maps_dtype=maps_dtype, engine=engine)
+                             maps_dtype=maps_dtype, engine=engine, command=_command_line(),
+                             preset=preset)
     except KeyboardInterrupt:
         _resume_note(out, all_images)
         raise

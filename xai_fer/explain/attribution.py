@@ -230,7 +230,9 @@ def draw_row(axes, image, shown, mask, heading: str, label: str) -> None:
 
 def _heading(info: dict) -> str:
     true = f"true {info['true']}, " if info["true"] is not None else ""
-    return f"row {info['row']}: {true}pred {info['predicted']} ({info['probability']:.2f})\ntarget {info['target']}"
+    # The image as the user knows it: its file name, or its line in a CSV file; else its row in the data.
+    shown = info.get("name") or f"row {info['row']}"
+    return f"{shown}: {true}pred {info['predicted']} ({info['probability']:.2f})\ntarget {info['target']}"
 
 
 def attribution_figures(title: str, label: str, data_images, rows, shown, masks, per_image,

@@ -34,6 +34,8 @@ class ExplainContext:
     plan: list = field(default_factory=list, repr=False)
     # How the input scaling was decided (xai_fer.models.scaling_choice.ScalingChoice); None when built by hand.
     scaling_choice: object = None
+    # Layers renamed in memory because TensorFlow refuses their names as name scopes: {old path: new name}.
+    renamed: dict = field(default_factory=dict)
     # A whole-split run (--all-images) in progress (xai_fer.explain.wholesplit.WholeSplitState): every attribution
     # method's maps are in its maps.h5 and in ``attributions``; None in an ordinary run.
     whole_split: object = field(default=None, repr=False)

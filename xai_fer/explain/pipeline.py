@@ -35,6 +35,9 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
     """The shared context for a loaded model and dataset (the Python API's entry point). A ``Dataset`` made in
     Python gets its pixels put on the 0-255 scale, as ``load_dataset`` does (``Dataset.put_on_255_scale``)."""
     dataset.put_on_255_scale()
+    # Names legal in Keras that TensorFlow refuses as name scopes ("conv a [1]") would fail every compiled
+    # gradient: renamed in memory (the context and the manifest say so), in the API as on the command line.
+    renamed = make_scope_safe(model)
     info = inspect_model(model)
     adapter = InputAdapter.for_model(resolve_scaling(preprocess, info.scales_its_input),
                                      tuple(dataset.images.shape[1:]), info.input_shape)
@@ -45,7 +48,7 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
         warnings.warn(choice.warning, ScalingWarning, stacklevel=2)
     adapter = InputAdapter.for_model(choice.scaling, tuple(dataset.images.shape[1:]), info.input_shape)
     context = ExplainContext(model=model, info=info, dataset=dataset, adapter=adapter, seed=seed,
-                             batch_size=batch_size, scaling_choice=choice)
+                             batch_size=batch_size, scaling_choice=choice, renamed=renamed)
     if probabilities is not None:  # the search saw every image with this scaling: no second pass over them
         context.__dict__["probabilities"] = probabilities
     return context
@@ -67,13 +70,14 @@ def _check_open_size(model, info, adapter, dataset) -> None:
 
 
 def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None,
-                   whole_split=None, source=None):
+                   preset=None, whole_split=None, source=None):
     """Run explainers in memory (nothing is written); returns ``(artifacts, planned, context, timings)``:
     {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
     ``ExplainContext`` and {name: seconds}.
 
     ``options`` maps explainer name -> {key: value}, the value a Python value or the command line's string,
-    e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}.
+    e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}. ``preset``: a named set of
+    options (:mod:`xai_fer.explain.presets`, e.g. "quick") for what ``options`` leaves out.
 
     ``whole_split`` (a :class:`~xai_fer.explain.wholesplit.WholeSplit`): every attribution method explains
     every image, streamed in chunks into ``maps.h5`` in its work folder (``context.whole_split`` holds it open
@@ -84,7 +88,7 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     default_set = not explainers
     if whole_split is not None and default_set:
         explainers = [name for name in WHOLE_SPLIT_DEFAULT if name in registry.explainers()]
-    planned = plan_explainers(explainers, options)
+    planned = plan_explainers(explainers, options, preset)
     context = build_context(model, dataset, preprocess, seed)
     context.plan = planned
     if default_set:
@@ -180,6 +184,8 @@ def run_explain(
     labels: str | Path | None = None,
     faces: bool = False,
     max_figures: int | None = MAX_FIGURES,
+    command: str | None = None,
+    preset: str | None = None,
     all_images: bool = False,
     chunk_size: int = 1024,
     maps_dtype: str = "float32",
@@ -188,7 +194,9 @@ def run_explain(
     """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample.
     ``data``: a path, or several image files (a list, or a glob); ``labels`` and ``faces`` as for
     :func:`xai_fer.data.load_dataset`. ``max_figures``: at most this many figures per explainer (None: all);
-    the arrays keep every result and the manifest says what was left out.
+    the arrays keep every result and the manifest says what was left out. ``preset``: as for
+    :func:`run_explainers`. ``command``: the command line that asked for the run (the CLI passes it), recorded in
+    the manifest.
 
     ``all_images``: every attribution method explains every image of the data (the split), streamed in chunks of
     ``chunk_size`` images into the report's ``maps.h5`` (``maps_dtype`` float32 or float16), computed by
@@ -200,9 +208,9 @@ def run_explain(
     out_dir = Path(out_dir)
     check_seed(seed)
     check_max_figures(max_figures)
-    plan_explainers(explainers, options)  # names and option values fail fast, before anything loads
-    model_path = Path(model_path) if model_path else reference.model_path("cnn")
-    data = data if data else reference.sample_path()
+    plan_explainers(explainers, options, preset)  # names and option values fail fast, before anything loads
+    model_path = Path(reference.resolve(model_path)) if model_path else reference.model_path("cnn")
+    data = reference.resolve(data) if data else reference.sample_path()
     sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
     target = prepare_output(out_dir, overwrite, inputs=(model_path, *sources))
     whole_split = None
@@ -215,22 +223,21 @@ def run_explain(
               "data": str(data) if isinstance(data, (str, Path)) else [str(s) for s in data],
               "labels": str(labels) if labels else None, "faces": faces}
     model = load_model(model_path, unsafe=unsafe)
-    # Names legal in Keras that TensorFlow refuses as name scopes ("conv a [1]") would fail every compiled
-    # gradient: renamed in memory, and the manifest says so.
-    renamed = make_scope_safe(model)
     dataset = load_dataset(data, split=split, format=data_format, labels=labels, faces=faces,
                            allow_mixed_splits=False)
     with atomic.stop_signals_as_interrupt():
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
         artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
-                                                              progress, whole_split, source)
+                                                              progress, preset, whole_split, source)
 
         def make_manifest():
             manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,
                                       context.skipped, context.scaling_choice)
-            if renamed:
-                manifest["model"]["renamed"] = {"names": renamed, "why": RENAMED_WHY}
+            manifest["command"] = command
+            manifest["preset"] = preset
+            if context.renamed:
+                manifest["model"]["renamed"] = {"names": context.renamed, "why": RENAMED_WHY}
             if context.whole_split is not None:
                 manifest["whole_split"] = context.whole_split.describe()
             return manifest

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .. import registry
 from ..errors import UserError
 from ..options import parse_options
+from .presets import preset_options
 
 
 @dataclass
@@ -27,15 +28,19 @@ def split_option_pairs(pairs: dict[str, str]) -> dict[str, dict[str, str]]:
     return grouped
 
 
-def plan_explainers(names: list[str] | None, options: dict[str, dict[str, str]] | None) -> list[PlannedExplainer]:
-    """Every explainer resolved (closest name suggested) and every option parsed and validated."""
+def plan_explainers(names: list[str] | None, options: dict[str, dict[str, str]] | None,
+                    preset: str | None = None) -> list[PlannedExplainer]:
+    """Every explainer resolved (closest name suggested) and every option parsed and validated; a ``preset``
+    (:mod:`xai_fer.explain.presets`) fills in the options not given."""
     options = options or {}
     available = registry.explainers()
     chosen = list(dict.fromkeys(names)) if names else list(available)
+    explainers = {name: registry.lookup("explainers", name) for name in chosen}
+    defaults = preset_options(preset, explainers)
     planned = []
-    for name in chosen:
-        explainer = registry.lookup("explainers", name)
-        planned.append(PlannedExplainer(name, explainer, parse_options(explainer.Options, options.get(name, {}), name)))
+    for name, explainer in explainers.items():
+        values = {**defaults.get(name, {}), **options.get(name, {})}
+        planned.append(PlannedExplainer(name, explainer, parse_options(explainer.Options, values, name)))
     for name in options:
         if name not in chosen:
             registry.lookup("explainers", name)  # an unknown name fails with a suggestion

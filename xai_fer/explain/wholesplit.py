@@ -83,7 +83,6 @@ class AttributionJob:
 def context_from_job(job: AttributionJob):
     """A worker's own context, built from the job's sources with the scaling the run chose (no new search)."""
     from ..data import load_dataset
-    from ..models.introspect import make_scope_safe
     from ..models.loading import load_model
     from .pipeline import build_context
 
@@ -91,7 +90,6 @@ def context_from_job(job: AttributionJob):
     if not source.get("model_path"):
         raise ValueError("this job was made from a model in memory: give the engine the run's context")
     model = load_model(Path(source["model_path"]), unsafe=source.get("unsafe", False))
-    make_scope_safe(model)
     dataset = load_dataset(source["data"], split=source.get("split"), format=source.get("data_format"),
                            labels=source.get("labels"), faces=source.get("faces", False), allow_mixed_splits=False)
     return build_context(model, dataset, job.scaling, job.seed, job.batch_size)

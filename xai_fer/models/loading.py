@@ -72,9 +72,9 @@ def load_model(path: str | Path, unsafe: bool = False):
     """Load a model file for inference. ``safe_mode`` stays on unless ``unsafe``: no code from the file runs."""
     import keras
 
-    from .. import registry
+    from .. import reference, registry
 
-    path = check_model_file(Path(path))
+    path = check_model_file(Path(reference.resolve(path)))  # bundled:cnn
     registry.get_manager()  # plugins first: a plugin's custom layers register themselves when it is imported
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
