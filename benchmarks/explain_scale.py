@@ -132,20 +132,19 @@ def main() -> None:
         peak = peak_rss_mb()
         size = (out / "maps.h5").stat().st_size / 2**20
         whole = run.manifest["whole_split"]
-        scaling = run.manifest["preprocessing"]["scaling"]
-        bare = bare_calls(model, data, scaling, 128)
+        stage = whole["seconds"]
+        per_method = {m: run.manifest["explainers"][m]["seconds"] for m in METHODS}
+        print(f"model: {model_note}; data: {args.data.name}, {n:,} images; methods: saliency, grad-cam, smoothgrad "
+              f"({SAMPLES} samples); chunks of {whole['chunk_size']}: {whole['chunks']}")
+        print(f"maps.h5: {size:,.0f} MiB; seconds per method (its chunks and its section): {json.dumps(per_method)}")
+        print(f"peak RSS: {peak:,.0f} MiB after the whole-split run (after importing TensorFlow, before it: "
+              f"{baseline:,.0f} MiB; target < 2048 MiB: {'met' if peak < 2048 else 'MISSED'})", flush=True)
+        bare = bare_calls(model, data, run.manifest["preprocessing"]["scaling"], 128)
 
-    stage = whole["seconds"]
-    print(f"model: {model_note}; data: {args.data.name}, {n:,} images; methods: saliency, grad-cam, smoothgrad "
-          f"({SAMPLES} samples); chunks of {whole['chunk_size']}: {whole['chunks']}")
     print(f"{'':36}{'seconds':>10}{'images/s':>10}{'vs bare':>9}")
     for label, seconds in (("bare compiled calls", bare), ("whole-split stage (chunks, maps.h5)", stage),
                            ("whole run (load, predict, report)", elapsed)):
         print(f"{label:36}{seconds:10.1f}{n / seconds:10.1f}{bare / seconds:8.2f}x")
-    per_method = {m: run.manifest["explainers"][m]["seconds"] for m in METHODS}
-    print(f"maps.h5: {size:,.0f} MiB; seconds per method (its chunks and its section): {json.dumps(per_method)}")
-    print(f"peak RSS: {peak:,.0f} MiB after the whole-split run (after importing TensorFlow, before it: "
-          f"{baseline:,.0f} MiB; target < 2048 MiB: {'met' if peak < 2048 else 'MISSED'})")
     ratio = bare / stage
     print(f"throughput of the whole-split stage: {ratio:.2f}x the bare calls (target >= 0.9x: "
           f"{'met' if ratio >= 0.9 else 'MISSED'})")
