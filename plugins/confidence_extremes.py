@@ -27,7 +27,7 @@ from xai_fer.options import option
 
 @dataclass
 class ConfidenceExtremesOptions(ViewOptions):
-    count: int = option(3, "most and least confident images shown per class")
+    count: int = option(2, "most and least confident images shown per class")
 
     def __post_init__(self):
         if not 1 <= self.count <= 50:

@@ -31,7 +31,7 @@ from xai_fer.options import option
 
 @dataclass
 class MethodDisagreementOptions(ViewOptions):
-    count: int = option(8, "images of lowest agreement shown")
+    count: int = option(6, "images of lowest agreement shown")
 
     def __post_init__(self):
         if not 1 <= self.count <= 100:
