@@ -36,11 +36,11 @@ def registered(kind: str, *objects, name: str = "third-party", **marks):
 
     hook.__name__ = f"register_{kind}"
     plugin = type("Plugin", (), {hook.__name__: staticmethod(hookimpl(**marks)(hook))})()
-    registry.get_manager().register(plugin, name=name)
+    registry.add_plugin(plugin, name=name)
     try:
         yield plugin
     finally:
-        registry.get_manager().unregister(plugin)
+        registry.remove_plugin(plugin)
 
 
 class Explainer:

@@ -4,7 +4,6 @@ so ``xai-fer --help`` and ``xai-fer plugins`` stay instant."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import json
 import os
@@ -17,7 +16,7 @@ import typer
 
 from . import __version__
 from .display import TextConsole, line
-from .errors import UserError
+from .errors import UserError, did_you_mean
 from .explain.output import MAX_FIGURES
 from .training.config import TrainConfig
 
@@ -177,9 +176,8 @@ def _describe_registered(name: str, as_json: bool) -> None:
                           "options": describe_options(options) if options is not None else []})
     if not found:
         every = sorted({n for kind in registry.KINDS for n in getattr(registry, kind)()})
-        close = difflib.get_close_matches(name, every, n=1)
         raise UserError(f"no explainer, model or dataset format is named {name!r}",
-                        (f"did you mean {close[0]!r}? " if close else "") + f"installed: {', '.join(every)}")
+                        f"{did_you_mean(name, every)}installed: {', '.join(every)}")
     if as_json:
         console.print_json(json.dumps(found))
         return

@@ -65,10 +65,12 @@ def _check_open_size(model, info, adapter, dataset) -> None:
                         f"{reason(exc)}", "use larger images, or the size the model was trained on") from None
 
 
-def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None):
+def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None,
+                   planned=None):
     """Run explainers in memory (nothing is written); returns ``(artifacts, planned, context, timings)``:
     {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
-    ``ExplainContext`` and {name: seconds}.
+    ``ExplainContext`` and {name: seconds}. ``planned``: what :func:`plan_explainers` made of ``explainers`` and
+    ``options`` when the caller planned them already.
 
     ``options`` maps explainer name -> {key: value}, the value a Python value or the command line's string,
     e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}.
@@ -76,7 +78,7 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     import keras
 
     check_seed(seed)
-    planned = plan_explainers(explainers, options)
+    planned = plan_explainers(explainers, options) if planned is None else planned
     context = build_context(model, dataset, preprocess, seed)
     context.plan = planned
     if not explainers:
@@ -159,7 +161,7 @@ def run_explain(
     out_dir = Path(out_dir)
     check_seed(seed)
     check_max_figures(max_figures)
-    plan_explainers(explainers, options)  # names and option values fail fast, before anything loads
+    planned = plan_explainers(explainers, options)  # names and option values fail fast, before anything loads
     model_path = Path(model_path) if model_path else reference.model_path("cnn")
     data = data if data else reference.sample_path()
     sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
@@ -174,7 +176,7 @@ def run_explain(
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
         artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
-                                                              progress)
+                                                              progress, planned)
 
         def make_manifest():
             manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__, atomic, registry
 from ..data import MIXED_TEST, SPLITS, Dataset
-from ..errors import UserError
+from ..errors import UserError, reason
 from ..evaluation import evaluate_arrays
 from ..options import build_options
 from .augmentation import build_augmentation
@@ -458,13 +458,12 @@ def _load_checkpoint(path: Path, what: str, hint: str, compile: bool = False):
     try:  # a run's files are untrusted input: sizes and HDF5 links first, as for any model
         check_model_file(path)
     except UserError as exc:
-        reason = exc.message.removeprefix(str(path)).lstrip(": ").removeprefix("is ")
-        raise UserError(f"{path} ({what}) cannot be read: {reason}", hint) from None
+        why = exc.message.removeprefix(str(path)).lstrip(": ").removeprefix("is ")
+        raise UserError(f"{path} ({what}) cannot be read: {why}", hint) from None
     try:
         return keras.saving.load_model(path, compile=compile)
     except Exception as exc:  # a truncated or foreign file: Keras' message runs over many lines
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{path} ({what}) cannot be read: {type(exc).__name__}: {reason}", hint) from exc
+        raise UserError(f"{path} ({what}) cannot be read: {type(exc).__name__}: {reason(exc)[:200]}", hint) from exc
 
 
 def _after_training(settings: dict | None) -> dict:
