@@ -164,8 +164,8 @@ def _network(input_shape, num_classes, scale=True, activation="softmax"):
     (lambda shape, k: [][1], "'probe-net' (plugin 'third-party') failed in build: IndexError"),
 ])
 def test_xai_fer_train_checks_what_it_relies_on_in_a_model_plugin(build, message):
+    from xai_fer.training.building import build_training_model
     from xai_fer.training.config import STUDY
-    from xai_fer.training.trainer import build_training_model
 
     with registered("models", Architecture(build)):
         plugin = registry.lookup("models", "probe-net")
