@@ -69,10 +69,11 @@ def _check_open_size(model, info, adapter, dataset) -> None:
 
 
 def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None,
-                   preset=None):
+                   preset=None, planned=None):
     """Run explainers in memory (nothing is written); returns ``(artifacts, planned, context, timings)``:
     {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
-    ``ExplainContext`` and {name: seconds}.
+    ``ExplainContext`` and {name: seconds}. ``planned``: what :func:`plan_explainers` made of ``explainers`` and
+    ``options`` when the caller planned them already.
 
     ``options`` maps explainer name -> {key: value}, the value a Python value or the command line's string,
     e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}. ``preset``: a named set of
@@ -81,7 +82,7 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     import keras
 
     check_seed(seed)
-    planned = plan_explainers(explainers, options, preset)
+    planned = plan_explainers(explainers, options, preset) if planned is None else planned
     context = build_context(model, dataset, preprocess, seed)
     context.plan = planned
     if not explainers:
@@ -168,7 +169,7 @@ def run_explain(
     out_dir = Path(out_dir)
     check_seed(seed)
     check_max_figures(max_figures)
-    plan_explainers(explainers, options, preset)  # names and option values fail fast, before anything loads
+    planned = plan_explainers(explainers, options, preset)  # names and option values fail fast, before anything loads
     model_path = Path(reference.resolve(model_path)) if model_path else reference.model_path("cnn")
     data = reference.resolve(data) if data else reference.sample_path()
     sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
@@ -180,7 +181,7 @@ def run_explain(
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
         artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
-                                                              progress, preset)
+                                                              progress, preset, planned)
 
         def make_manifest():
             manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,
