@@ -12,6 +12,7 @@ from ..data import FER2013_CLASSES, Dataset
 from ..errors import UserError
 from ..models.adapt import InputAdapter
 from ..models.introspect import ModelInfo, logits_model, output_layer
+from .progress import NoProgress, Progress
 
 
 @dataclass
@@ -34,6 +35,9 @@ class ExplainContext:
     plan: list = field(default_factory=list, repr=False)
     # How the input scaling was decided (xai_fer.models.scaling_choice.ScalingChoice); None when built by hand.
     scaling_choice: object = None
+    # Where explainers report the progress of long loops (xai_fer.explain.progress): silent unless the caller
+    # installs a display (the CLI does on a terminal).
+    progress: Progress = field(default_factory=NoProgress, repr=False)
 
     @property
     def class_names(self) -> tuple[str, ...]:
