@@ -310,4 +310,4 @@ def test_a_long_ascent_reports_moving_progress(tiny_dataset):
     steps = "activation-max: ascent steps (6 filters)"
     assert ("open", steps, 35) in progress.events
     assert [e[2] for e in progress.events if e[:2] == ("advance", steps)] == [10, 10, 10, 5]
-    assert progress.done(steps) == 35 and progress.done("activation-max: data images scanned") == 14
+    assert progress.done(steps) == [35] and progress.done("activation-max: data images scanned") == [14]

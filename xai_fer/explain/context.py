@@ -125,7 +125,8 @@ class ExplainContext:
         return AttributionEngine(
             model=scores, probability_model=self.data_model(logits=False, model=model),
             score="logit" if logits else "probability", batch_size=batch_size or self.batch_size, seed=self.seed,
-            find_layer=lambda path: get_layer_path(root, path), root_model=root, info=self.info)
+            find_layer=lambda path: get_layer_path(root, path), root_model=root, info=self.info,
+            progress=self.progress)
 
     @cached_property
     def outputs_are_probabilities(self) -> bool:

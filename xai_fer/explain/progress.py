@@ -160,13 +160,48 @@ class RecordingProgress(_Display):
 
         return _Handle(on_advance=advance, on_close=lambda: self.events.append(("close", description, done[0])))
 
-    def done(self, description: str) -> float:
-        """Units advanced in the (last) task of that description."""
-        closes = [e[2] for e in self.events if e[0] == "close" and e[1] == description]
-        return closes[-1] if closes else sum(e[2] for e in self.events if e[0] == "advance" and e[1] == description)
+    def done(self, description: str) -> list[float]:
+        """Units advanced in each closed task of that description, in the order they closed."""
+        return [e[2] for e in self.events if e[0] == "close" and e[1] == description]
 
     def descriptions(self) -> list[str]:
         return [e[1] for e in self.events if e[0] == "open"]
+
+
+class _Announcer(_Display):
+    """A plain callable (the older ``progress=`` argument) called with each explainer's name as it starts."""
+
+    def __init__(self, callback):
+        self.callback, self.depth = callback, 0
+
+    def task(self, description: str, total: float | None = None) -> _Handle:
+        if self.depth == 0:
+            self.callback(description)
+        self.depth += 1
+
+        def close():
+            self.depth -= 1
+
+        return _Handle(on_close=close)
+
+
+def as_progress(value):
+    """What a ``progress=`` argument of the Python API means: None or False nothing, True bars on stderr, a
+    progress object itself, or a callable called with each explainer's name as it starts."""
+    import sys
+
+    if value is None or value is False:
+        return NoProgress()
+    if value is True:
+        return progress_for("bar", sys.stderr)
+    if hasattr(value, "task"):
+        return value
+    if callable(value):
+        return _Announcer(value)
+    raise TypeError(f"progress must be True, False, None, a progress object or a callable, not {type(value).__name__}")
+
+
+PROGRESS_MODES = ("auto", "bar", "lines", "off")
 
 
 def progress_for(mode: str, stream):
