@@ -18,6 +18,11 @@ nothing of the model.
   randomised copy (``Attribution.compute(..., model=copy)``). Spearman rank correlation of |map| with the trained
   model's, after the top layer, half of the layers and all of them: a map that stays the same when the model it
   explains has been destroyed shows the image, not the model, and is flagged.
+
+This module holds the options and puts the result together. The scoring is
+:mod:`xai_fer.explain.faithfulness_scoring` (curves, AUCs, baselines) and :mod:`xai_fer.explain.faithfulness_verdicts`
+(statistics, ranking, sentences), the check :mod:`xai_fer.explain.randomisation`, the figures
+:mod:`xai_fer_plugins.faithfulness_figures`.
 """
 
 from __future__ import annotations
