@@ -164,9 +164,6 @@ class RecordingProgress(_Display):
         """Units advanced in each closed task of that description, in the order they closed."""
         return [e[2] for e in self.events if e[0] == "close" and e[1] == description]
 
-    def descriptions(self) -> list[str]:
-        return [e[1] for e in self.events if e[0] == "open"]
-
 
 class _Announcer(_Display):
     """A plain callable (the older ``progress=`` argument) called with each explainer's name as it starts."""
