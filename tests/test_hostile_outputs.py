@@ -409,7 +409,7 @@ def test_sighup_leaves_the_previous_report_and_no_staging(root, report, tmp_path
     before = (out / "index.html").read_bytes()
     command = [sys.executable, "-m", "xai_fer", "explain", str(root / "model.keras"), "--data",
                str(root / "markup.npz"), "--out", str(out), "--overwrite", "-e", "activation-max",
-               "-o", "activation-max.steps=100000"]
+               "-o", "activation-max.steps=100000", "--progress", "lines"]
     env = {**os.environ, "XAI_FER_DISABLE_PLUGINS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in process.stdout:

@@ -433,20 +433,23 @@ def explain(
                                                                    "arrays keep every result).")] = MAX_FIGURES,
     preset: Annotated[str | None, typer.Option(help="Named options for what -o leaves out: quick (one image per "
                                                     "class, lighter checks; under a minute).")] = None,
+    progress: Annotated[str, typer.Option(help="Progress on stderr: auto (bars on a terminal, nothing in a pipe), "
+                                               "bar, lines (one per explainer, for logs) or off.")] = "auto",
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
     from .explain.plan import split_option_pairs
+    from .explain.progress import PROGRESS_MODES, progress_for
 
-    def announce(name):
-        err_console.print(f"running {name}...")
-
+    if progress not in PROGRESS_MODES:
+        raise UserError(f"--progress {progress!r} is not one of {', '.join(PROGRESS_MODES)}",
+                        "auto shows bars on a terminal and stays quiet in a pipe")
     options = split_option_pairs(_parse_pairs(option, "option", "EXPLAINER.KEY=VALUE"))
     model = _model_file(model) if model is not None else None
     result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
                          split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
-                         data_format=data_format, progress=announce, labels=labels, faces=faces,
-                         max_figures=max_figures, command=_command_line(), preset=preset)
+                         data_format=data_format, progress=progress_for(progress, sys.stderr), labels=labels,
+                         faces=faces, max_figures=max_figures, command=_command_line(), preset=preset)
     _scaling_note(result.manifest.get("scaling_choice"))
     for name, reason in result.manifest.get("skipped", {}).items():
         err_console.print(f"skipped {name}: {reason}", highlight=False)

@@ -21,6 +21,7 @@ from .html import render_index
 from .manifest import build_manifest
 from .output import MAX_FIGURES, check_max_figures, prepare_output, write_report
 from .plan import check_against_context, plan_explainers, validate_against_model
+from .progress import as_progress
 
 
 @dataclass
@@ -93,21 +94,26 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
         validate_against_model(planned, context.info)
         check_against_context(planned, context)
     artifacts, timings = {}, {}
-    for item in planned:
-        if progress:
-            progress(item.name)
-        keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
-        started = time.perf_counter()
-        artifact = registry.guarded("explainers", item.name, "explain", item.explainer.explain, context,
-                                    item.options)
-        if not isinstance(artifact, Artifact):
-            raise UserError(f"explainer {item.name!r} returned {type(artifact).__name__}, not an Artifact",
-                            registry.BROKEN_PLUGIN_HINT)
-        # Names, arrays and the summary as they are now (they may change after the Artifact was made).
-        registry.guarded("explainers", item.name, "its result", artifact.check_contents)
-        artifacts[item.name] = artifact
-        timings[item.name] = round(time.perf_counter() - started, 3)
+    with as_progress(progress) as shown:
+        context.progress = shown
+        for item in planned:
+            keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
+            started = time.perf_counter()
+            with shown.task(item.name):
+                artifact = registry.guarded("explainers", item.name, "explain", item.explainer.explain, context,
+                                            item.options)
+            artifacts[item.name] = _checked(item.name, artifact)
+            timings[item.name] = round(time.perf_counter() - started, 3)
     return artifacts, planned, context, timings
+
+
+def _checked(name: str, artifact) -> Artifact:
+    if not isinstance(artifact, Artifact):
+        raise UserError(f"explainer {name!r} returned {type(artifact).__name__}, not an Artifact",
+                        registry.BROKEN_PLUGIN_HINT)
+    # Names, arrays and the summary as they are now (they may change after the Artifact was made).
+    registry.guarded("explainers", name, "its result", artifact.check_contents)
+    return artifact
 
 
 def _applicable(planned, context, asked: set[str]) -> list:
@@ -160,9 +166,9 @@ def run_explain(
     """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample.
     ``data``: a path, or several image files (a list, or a glob); ``labels`` and ``faces`` as for
     :func:`xai_fer.data.load_dataset`. ``max_figures``: at most this many figures per explainer (None: all);
-    the arrays keep every result and the manifest says what was left out. ``preset``: as for
-    :func:`run_explainers`. ``command``: the command line that
-    asked for the run (the CLI passes it), recorded in the manifest."""
+    the arrays keep every result and the manifest says what was left out. ``progress`` and ``preset`` as for
+    :func:`run_explainers` (the CLI passes :func:`xai_fer.explain.progress.progress_for`). ``command``: the
+    command line that asked for the run (the CLI passes it), recorded in the manifest."""
     import matplotlib
 
     matplotlib.use("Agg")
