@@ -14,13 +14,12 @@ Noise seeds are the same seeded noise image for every filter, and the jitter shi
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from xai_fer.errors import UserError
+from xai_fer.errors import UserError, did_you_mean
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.ascent import AscentRecipe, compiled, data_maxima, optimise
 from xai_fer.explain.ascent_pieces import Jitter, TotalVariation, TowardGrey
@@ -106,9 +105,7 @@ class ActivationMaxOptions:
 
 
 def _valid_hint(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1)
-    prefix = f"did you mean {close[0]!r}? " if close else ""
-    return f"{prefix}valid conv layers: {', '.join(valid) or 'none'}"
+    return f"{did_you_mean(name, valid)}valid conv layers: {', '.join(valid) or 'none'}"
 
 
 def default_layer(model, info) -> str:
