@@ -19,7 +19,6 @@ Target (issue 18): opens in under 2 s. Data: ``../shared/data/fer2013.h5``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -58,11 +57,11 @@ def peak_rss_mb() -> float:
 
 
 def load_driver():
-    spec = importlib.util.spec_from_file_location("xai_fer_check_pages", ROOT / "scripts" / "check_pages.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """scripts/check_pages.py, the project's Chromium driver."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import check_pages
+
+    return check_pages
 
 
 def compute_maps(store: Path, context) -> None:

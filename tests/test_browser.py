@@ -322,3 +322,28 @@ def test_the_report_in_chromium_cells_filters_and_keys(report, driver):
         header = tab.locator(".xb-matrix th button").all_inner_texts()
         assert header[:7] == [display.visible(name) for name in HOSTILE]
         assert errors == []
+
+
+def test_unlabelled_data_and_many_classes_in_chromium(driver, tmp_path):
+    """No labels: the matrix is one row of predicted classes, no true-class or outcome filter; past 40 classes
+    no matrix at all (a million buttons for 1,000 classes), the filters still work."""
+    predicted = np.array([0, 2, 2, 1, 2, 0])
+    columns = {"names": [f"p{i}.png" for i in range(6)], "true": None, "predicted": predicted,
+               "confidence": np.linspace(0.2, 0.9, 6), "maps": {}, "signed": {}}
+    write_browser(tmp_path / "few", images=np.zeros((6, 48, 48), np.uint8), class_names=["a", "b", "c"], **columns)
+    write_browser(tmp_path / "many", images=np.zeros((6, 48, 48), np.uint8),
+                  class_names=[f"class {k}" for k in range(50)], **columns)
+    with driver.chromium() as browser:
+        tab = browser.new_page(viewport=driver.VIEWPORT)
+        tab.goto((tmp_path / "few" / "index.html").as_uri())
+        tab.wait_for_selector("#xai-browser[data-ready]")
+        assert tab.locator(".xb-control:has-text('true class')").is_hidden()
+        assert tab.locator(".xb-control:has-text('outcome')").is_hidden()
+        tab.click('td button[data-p="2"]')
+        assert _shown_rows(tab) == [4, 2, 1]  # predicted c, most confident first
+        tab.goto((tmp_path / "many" / "index.html").as_uri())
+        tab.wait_for_selector("#xai-browser[data-ready]")
+        assert tab.locator(".xb-matrix button").count() == 0
+        assert "50 classes" in tab.inner_text(".xb-matrix caption")
+        tab.select_option(".xb-control:has-text('predicted class') select", "0")
+        assert _shown_rows(tab) == [5, 0]

@@ -9,7 +9,8 @@
   if (!D || !root) return;
   const script = document.currentScript;
   const base = script ? script.src : document.baseURI;  // the sheets lie beside this script
-  const PAGE = 60;
+  const PAGE = 60;  // images added to the list at a time, as it scrolls
+  const MATRIX_MAX = 40;  // classes up to which the matrix is drawn (as the confusion figures do)
   const SMALL = 96, LARGE = 240;  // displayed size of a thumbnail's longer side, in the list and in the detail
   const labelled = Array.isArray(D.true);
   const N = D.count;
@@ -164,6 +165,10 @@
   function matrixTable() {
     const K = D.classes.length;
     const table = el("table", "xb-matrix");
+    if (K > MATRIX_MAX) {  // a 1,000-class matrix would be a million buttons: the filters do the same job
+      table.append(el("caption", "", K + " classes: too many for a matrix here; pick classes with the filters"));
+      return table;
+    }
     const counts = [];
     if (labelled) {
       table.append(el("caption", "", "Confusion: rows true class, columns predicted class; click a cell"));
