@@ -123,7 +123,8 @@ def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]], br
                      f"{_json_block(summary, f'{name}/summary.json')}</details>")
     if browser and browser_after >= len(sections):
         parts.append(_browser_section(browser))
-    parts.append(f"<h2 id=\"manifest\">manifest</h2>{_json_block(manifest, 'manifest.json')}")
+    # The anchor apart from the heading: "manifest" could be an explainer's name (its section's id).
+    parts.append(f'<span id="_manifest"></span><h2>manifest</h2>{_json_block(manifest, "manifest.json")}')
     body = "\n".join(parts)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>xai-fer run</title>'
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
@@ -143,5 +144,5 @@ def _contents(names: list[str], browser_at: int | None) -> str:
     links = [f'<a href="#{_text(name)}">{_text(name)}</a>' for name in names]
     if browser_at is not None:
         links.insert(min(browser_at, len(links)), f'<a href="#{_BROWSER_ID}">browse the images</a>')
-    links.append('<a href="#manifest">manifest</a>')
+    links.append('<a href="#_manifest">manifest</a>')
     return '<nav class="contents">' + " · ".join(links) + "</nav>"
