@@ -37,7 +37,7 @@ METHODS = {"saliency": {}, "grad-cam": {}, "smoothgrad": {"samples": 16}}
 # Resolves once every thumbnail tile inside the first screen has its sheet loaded and decoded.
 _FIRST_SCREEN = """
 async () => {
-  const tiles = Array.from(document.querySelectorAll(".xb-tile[data-sheet]"))
+  const tiles = Array.from(document.querySelectorAll(".xai-browser [data-sheet]"))
     .filter(tile => tile.getBoundingClientRect().top < window.innerHeight);
   const waitBackground = tile => new Promise(done => {
     const check = () => tile.style.backgroundImage ? done() : requestAnimationFrame(check);

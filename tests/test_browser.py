@@ -15,6 +15,7 @@ from PIL import Image
 
 from xai_fer import display
 from xai_fer.explain import browser
+from xai_fer.explain.attribution import display_maps
 from xai_fer.explain.browser import PER_SHEET, SHEET_COLUMNS, data_script, write_browser
 from xai_fer.explain.html import render_index
 from xai_fer.explain.plan import PlannedExplainer, report_order
@@ -74,16 +75,16 @@ def test_sheets_hold_every_thumbnail_and_are_read_in_bounded_slices(tmp_path):
     assert {"originals-000.png", "originals-001.png", "map0-000.png", "map0-001.png", "data.js", "browser.js",
             "browser.css", "index.html"} == set(files)
     with Image.open(folder / "originals-000.png") as first, Image.open(folder / "originals-001.png") as last:
-        assert first.size == (SHEET_COLUMNS * 48, SHEET_COLUMNS * 48)
+        assert first.size == (SHEET_COLUMNS * 48, SHEET_COLUMNS * 48) and first.mode == "L"  # gray stays gray
         assert last.size == (SHEET_COLUMNS * 48, 3 * 48)  # 44 thumbnails: three rows of 16
-        tile = np.asarray(last.convert("L"))[48:96, 5 * 48:6 * 48]  # thumbnail 256 + 21
+        tile = np.asarray(last)[48:96, 5 * 48:6 * 48]  # thumbnail 256 + 21
         assert np.array_equal(tile, expected_images[PER_SHEET + 21, ..., 0])
     with Image.open(folder / "map0-000.png") as sheet:
-        tile = np.asarray(sheet)[48:96, 48:96].astype(np.float32)  # thumbnail 17: the map over the image
-    shown = browser._thumbnails(expected_images[17:18], expected_maps[17:18], False)[0]
-    assert np.abs(tile - shown).max() <= 1
-    grey = np.repeat(expected_images[17].astype(np.float32), 3, axis=-1)
-    assert np.abs(tile - grey).mean() > 10  # the map is drawn, not only the image
+        levels = np.asarray(sheet)[48:96, 48:96]  # thumbnail 17: its map in 256 levels, indices into jet colours
+        palette = np.asarray(sheet.getpalette()[:768]).reshape(256, 3)
+    expected = np.round(display_maps(expected_maps[17:18], False)[0] * 255)
+    assert sheet.mode == "P" and np.abs(levels - expected).max() <= 1 and levels.max() == 255
+    assert palette[0].tolist() == [0, 0, 128] and palette[-1].tolist() == [128, 0, 0]  # jet: dark blue to dark red
     data = read_data(folder)
     assert data["count"] == count and data["tile"] == [48, 48] and data["perSheet"] == PER_SHEET
     assert data["originals"] == ["originals-000.png", "originals-001.png"]
@@ -106,7 +107,9 @@ def test_maps_of_selected_rows_large_and_colour_images_and_unlabelled_data(tmp_p
     assert [m["signed"] for m in data["methods"]] == [False, True]
     with Image.open(tmp_path / "map1-000.png") as sheet:
         assert sheet.size == (SHEET_COLUMNS * 51, 64)
-        assert np.asarray(sheet)[:, :102].std() > 10  # a signed (negative) map is drawn by its magnitude
+        assert np.asarray(sheet)[:, :102].max() > 150  # a negative map, signed: drawn by its magnitude (not 0)
+    with Image.open(tmp_path / "originals-000.png") as sheet:
+        assert sheet.mode == "RGB"
     with pytest.raises(ValueError, match="grad-cam has 3 maps for 20 images; give its map_rows"):
         write_browser(tmp_path / "bad", images=images, names=[""] * 20, class_names=["a"], true=None,
                       predicted=columns["predicted"], confidence=columns["confidence"], maps=maps, signed={})

@@ -3,8 +3,9 @@
 :func:`write_browser` writes one self-contained folder (no CDN, no server; it opens from ``file://``):
 
 * ``originals-NNN.png`` and ``mapK-NNN.png``: sprite sheets (atlases) of up to 256 thumbnails each, the images
-  and, per attribution method K, its maps drawn over them; a page of thousands of images then asks for a few
-  dozen files, and only for the sheets of the images scrolled into view;
+  and, per attribution method K, its maps (256 levels, a PNG palette of jet colours: small files, which the page
+  lays half transparent over the image); a page of thousands of images then asks for a few dozen files, and
+  only for the sheets of the images scrolled into view;
 * ``data.js``: class names, file names, labels, predictions, confidences and where each thumbnail lies, loaded
   with ``<script src>`` (``fetch()`` of a JSON file is refused on ``file://``);
 * ``browser.js``, ``browser.css`` (package data in ``browser_assets/``) and a standalone ``index.html``.
@@ -58,17 +59,15 @@ def write_browser(folder: Path, *, images, names: list[str], class_names: list[s
     tile = _tile_size(images.shape[1:3]) if count else (THUMB_MAX, THUMB_MAX)
     written = []
     originals = _write_sheets(folder, "originals", count, tile,
-                              lambda start, stop: _thumbnails(np.asarray(images[start:stop]), None, False))
+                              lambda start, stop: _pixels(np.asarray(images[start:stop])))
     methods = []
-    for index, (name, rows) in enumerate(rows_of.items()):
-        def overlays(start, stop, name=name, rows=rows):
-            chosen = np.arange(start, stop) if rows is None else rows[start:stop]
-            return _thumbnails(_take(images, chosen, start, stop, rows is None), np.asarray(maps[name][start:stop]),
-                               bool(signed.get(name, False)))
+    for index, name in enumerate(rows_of):
+        def levels(start, stop, name=name):
+            return _map_levels(np.asarray(maps[name][start:stop]), bool(signed.get(name, False)))
 
-        sheets = _write_sheets(folder, f"map{index}", len(maps[name]), tile, overlays)
+        sheets = _write_sheets(folder, f"map{index}", len(maps[name]), tile, levels, palette=_jet_palette())
         methods.append({"name": visible(name), "signed": bool(signed.get(name, False)), "sheets": sheets,
-                        "rows": None if rows is None else [int(row) for row in rows]})
+                        "rows": None if rows_of[name] is None else [int(row) for row in rows_of[name]]})
         written.extend(sheets)
     data = {
         "count": count, "tile": list(tile), "columns": SHEET_COLUMNS, "perSheet": PER_SHEET,
@@ -153,17 +152,9 @@ def _tile_size(shape) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _take(images, rows, start: int, stop: int, contiguous: bool):
-    """``images[rows]`` for sorted or unsorted rows, read as one slice where they are contiguous."""
-    if contiguous:
-        return np.asarray(images[start:stop])
-    if isinstance(images, np.ndarray):
-        return images[rows]
-    return np.stack([np.asarray(images[int(row)]) for row in rows])
-
-
-def _write_sheets(folder: Path, prefix: str, count: int, tile, make_tiles) -> list[str]:
-    """Sheets of PER_SHEET thumbnails, ``make_tiles(start, stop)`` giving (n, H, W, 3) uint8 for each."""
+def _write_sheets(folder: Path, prefix: str, count: int, tile, make_tiles, palette=None) -> list[str]:
+    """Sheets of PER_SHEET thumbnails, ``make_tiles(start, stop)`` giving (n, H, W) gray levels or (n, H, W, 3)
+    colours (uint8) for each. With ``palette`` (768 values) the gray levels are indices into it."""
     from PIL import Image
 
     width, height = tile
@@ -172,46 +163,40 @@ def _write_sheets(folder: Path, prefix: str, count: int, tile, make_tiles) -> li
         stop = min(start + PER_SHEET, count)
         tiles = make_tiles(start, stop)
         rows = -(-(stop - start) // SHEET_COLUMNS)
-        sheet = Image.new("RGB", (SHEET_COLUMNS * width, rows * height))
+        sheet = Image.new("L" if tiles.ndim == 3 else "RGB", (SHEET_COLUMNS * width, rows * height))
         for k, pixels in enumerate(tiles):
             thumb = Image.fromarray(pixels)
             if thumb.size != (width, height):
                 thumb = thumb.resize((width, height), Image.Resampling.BILINEAR)
             sheet.paste(thumb, ((k % SHEET_COLUMNS) * width, (k // SHEET_COLUMNS) * height))
+        if palette is not None:  # the levels as they are, as indices (a conversion would dither them)
+            sheet = Image.frombytes("P", sheet.size, sheet.tobytes())
+            sheet.putpalette(palette)
         name = f"{prefix}-{start // PER_SHEET:03d}.png"
         sheet.save(folder / name, compress_level=6)
         names.append(name)
     return names
 
 
-def _thumbnails(images, maps, signed: bool):
-    """(n, H, W, 3) uint8: the images, or with ``maps`` each map drawn over its image as the report's
-    overlay panel does (jet colours, half transparent; a signed map by its magnitude)."""
-    pixels = np.clip(np.nan_to_num(np.asarray(images, dtype=np.float32)), 0, 255)
-    if pixels.ndim == 3:
-        pixels = pixels[..., None]
-    pixels = pixels[..., :3] if pixels.shape[-1] >= 3 else np.repeat(pixels[..., :1], 3, axis=-1)
-    if maps is None:
-        return pixels.round().astype(np.uint8)
+def _pixels(images):
+    """(n, H, W) gray or (n, H, W, 3) colour uint8 thumbnails of 0-255 images."""
+    pixels = np.clip(np.nan_to_num(np.asarray(images, dtype=np.float32)), 0, 255).round().astype(np.uint8)
+    if pixels.ndim == 4 and pixels.shape[-1] >= 3:
+        return pixels[..., :3]
+    return pixels[..., 0] if pixels.ndim == 4 else pixels
+
+
+def _map_levels(maps, signed: bool):
+    """(n, H, W) uint8: each map as the report shows it (the positive part, or a signed map's magnitude, scaled
+    to its image's peak) in 256 levels; the page draws them in jet colours, half transparent, over the image."""
     from .attribution import display_maps
 
-    shown = display_maps(maps, signed)
-    if shown.shape[1:] != pixels.shape[1:3]:
-        shown = _resized(shown, pixels.shape[1:3])
-    colours = _jet()[(shown * 255).round().astype(np.uint8)]
-    return (0.5 * pixels + 0.5 * colours).round().astype(np.uint8)
+    return (display_maps(maps, signed) * 255).round().astype(np.uint8)
 
 
-def _resized(maps, shape):
-    from PIL import Image
-
-    height, width = shape
-    return np.stack([np.asarray(Image.fromarray(m).resize((width, height), Image.Resampling.BILINEAR))
-                     for m in maps]).clip(0, 1)
-
-
-def _jet():
-    """The jet colour map as a (256, 3) table of 0-255 values."""
+def _jet_palette() -> list[int]:
+    """The jet colour map as a PNG palette: 256 RGB triples."""
     import matplotlib
 
-    return (matplotlib.colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.float32)
+    colours = (matplotlib.colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    return colours.ravel().tolist()

@@ -44,33 +44,43 @@
     }
   }, {rootMargin: "400px"});
 
-  function thumb(sheets, k, size, caption, lazy) {
-    const figure = el("figure", "xb-thumb");
-    const tile = el("div", "xb-tile");
+  // A tile of a sheet: a box whose background is thumbnail k of ``sheets`` (set now, or on sight when lazy).
+  function tile(sheets, k, size, lazy, cls) {
+    const box = el("div", cls);
     const [tw, th] = D.tile;
     const scale = size / Math.max(tw, th);
-    tile.style.width = tw * scale + "px";
-    tile.style.height = th * scale + "px";
+    box.style.width = tw * scale + "px";
+    box.style.height = th * scale + "px";
+    const sheet = Math.floor(k / D.perSheet), at = k % D.perSheet;
+    box.dataset.sheet = sheets[sheet];
+    box.style.backgroundSize = D.columns * tw * scale + "px auto";
+    box.style.backgroundPosition = -(at % D.columns) * tw * scale + "px " +
+      -Math.floor(at / D.columns) * th * scale + "px";
+    if (lazy) thumbs.observe(box);
+    else box.style.backgroundImage = 'url("' + new URL(box.dataset.sheet, base).href + '")';
+    return box;
+  }
+
+  // Image i, and with a method's sheets its map k laid half transparent over it ("no map": none for image i).
+  function thumb(i, method, size, lazy) {
+    const figure = el("figure", "xb-thumb");
+    const k = method ? mapOf(D.methods.indexOf(method), i) : i;
+    let box;
     if (k < 0) {
-      tile.classList.add("xb-none");
-      tile.textContent = "no map";
+      box = el("div", "xb-tile xb-none", "no map");
+      box.style.width = box.style.height = size + "px";
     } else {
-      const sheet = Math.floor(k / D.perSheet), at = k % D.perSheet;
-      tile.dataset.sheet = sheets[sheet];
-      tile.style.backgroundSize = D.columns * tw * scale + "px auto";
-      tile.style.backgroundPosition = -(at % D.columns) * tw * scale + "px " +
-        -Math.floor(at / D.columns) * th * scale + "px";
-      if (lazy) thumbs.observe(tile);
-      else tile.style.backgroundImage = 'url("' + new URL(tile.dataset.sheet, base).href + '")';
+      box = tile(D.originals, i, size, lazy, "xb-tile");
+      if (method) box.append(tile(method.sheets, k, size, lazy, "xb-layer"));
     }
-    figure.append(tile, el("figcaption", "", caption));
+    figure.append(box, el("figcaption", "", method ? method.name : "image"));
     return figure;
   }
 
   function thumbRow(i, size, lazy) {
     const row = el("div", "xb-thumbs");
-    row.append(thumb(D.originals, i, size, "image", lazy));
-    D.methods.forEach((m, k) => row.append(thumb(m.sheets, mapOf(k, i), size, m.name, lazy)));
+    row.append(thumb(i, null, size, lazy));
+    D.methods.forEach(m => row.append(thumb(i, m, size, lazy)));
     return row;
   }
 
