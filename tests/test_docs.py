@@ -315,8 +315,8 @@ def docs_hook_sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def check_pages():
     module = _load(ROOT / "scripts" / "check_pages.py", "xai_fer_check_pages")
-    if module.find_chromium() is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium); the browser check needs it")
+    if module.missing():
+        pytest.skip(f"{module.missing()}; the browser check needs it")
     return module
 
 
@@ -345,7 +345,7 @@ def test_the_browser_check_detects_a_broken_image(check_pages, tmp_path):
     page.write_text('<img src="fine.png"><div style="height:4000px"></div><img src="fine.png" loading="lazy">'
                     '<img src="corrupt.png"><img src="missing.png">')
     (report,) = check_pages.check_pages([page], tmp_path / "shots")
-    assert len(report.images) == 4
+    assert len(report.images) == 4 and {image["kind"] for image in report.images} == {"img"}
     assert sorted(Path(src).name for src in report.broken) == ["corrupt.png", "missing.png"]
     assert report.static_missing == ["missing.png"]
     assert not report.ok
@@ -370,8 +370,11 @@ def test_pages_show_every_image_in_chromium(check_pages, site, explain_run, tmp_
         shot = Path(report.screenshot)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
     run_report = reports[-1]
-    assert len(run_report.images) == len(list(explain_run.glob("*/*.png"))) >= 5
-    assert all(image["width"] > 100 for image in run_report.images)
+    figures = [image for image in run_report.images if image["kind"] == "img"]
+    assert len(figures) == len([p for p in explain_run.glob("*/*.png") if p.parent.name != "_browser"]) >= 5
+    assert all(image["width"] > 100 for image in figures)
+    sheets = {Path(image["src"]).name for image in run_report.images if image["kind"] == "background"}
+    assert sheets == {p.name for p in (explain_run / "_browser").glob("*.png")}  # the browser's thumbnails
     if (GALLERY / "gallery.md").exists():
         assert len(reports[1].images) >= 10 and len(reports[0].images) >= 1
 

@@ -435,6 +435,8 @@ def explain(
                                                     "class, lighter checks; under a minute).")] = None,
     progress: Annotated[str, typer.Option(help="Progress on stderr: auto (bars on a terminal, nothing in a pipe), "
                                                "bar, lines (one per explainer, for logs) or off.")] = "auto",
+    open_report: Annotated[bool, typer.Option("--open", help="Open the report (index.html) in the web browser "
+                                                             "once it is written.")] = False,
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
@@ -462,6 +464,16 @@ def explain(
         err_console.print(f"Note: {left_out['note']}", highlight=False)
     names = ", ".join(result.artifacts)
     console.print(f"wrote {out}/ ({names}); open {out / 'index.html'}")
+    if open_report:
+        _open_in_browser(out / "index.html")
+
+
+def _open_in_browser(page: Path) -> None:
+    """The report in the user's web browser; where none can be started (a server, no display), a note."""
+    import webbrowser
+
+    if not webbrowser.open(page.resolve().as_uri()):
+        err_console.print(line("Note: no web browser could be started; open ", str(page), " yourself"))
 
 
 def _as_strings(values: dict) -> dict[str, str]:

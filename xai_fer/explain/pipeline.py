@@ -3,6 +3,7 @@ all results into a directory that appears complete or not at all."""
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ from ..models.introspect import RENAMED_WHY, inspect_model, make_scope_safe
 from ..models.loading import load_model
 from ..models.scaling_choice import ScalingWarning, choose_scaling
 from .artifact import Artifact
+from .browser import BROWSER_FOLDER, context_inputs, write_browser
 from .context import ExplainContext
 from .html import render_index
 from .manifest import build_manifest
 from .output import MAX_FIGURES, check_max_figures, prepare_output, write_report
-from .plan import check_against_context, plan_explainers, validate_against_model
+from .plan import check_against_context, plan_explainers, report_group, report_order, validate_against_model
 from .progress import as_progress
 
 
@@ -198,5 +200,11 @@ def run_explain(
                 manifest["model"]["renamed"] = {"names": context.renamed, "why": RENAMED_WHY}
             return manifest
 
-        manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render_index, max_figures)
+        ordered = report_order(planned)  # the run, accuracy, attributions, faithfulness, ... (issue 17)
+        artifacts = {item.name: artifacts[item.name] for item in ordered}
+        before_browser = sum(report_group(item) == "accuracy" for item in ordered)
+        render = functools.partial(render_index, browser=f"{BROWSER_FOLDER}/", browser_after=before_browser)
+        manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render, max_figures,
+                                write_extra=lambda staging: write_browser(staging / BROWSER_FOLDER,
+                                                                          **context_inputs(context)))
     return ExplainRun(out_dir=out_dir, manifest=manifest, artifacts=artifacts)
