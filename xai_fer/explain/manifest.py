@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import reference, registry
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from ..fingerprints import file_sha256
 
 
 def versions() -> dict:

@@ -212,10 +212,12 @@ def fingerprint(context, job: AttributionJob, settings: WholeSplit) -> str:
 
 
 def run_whole_split(context, planned, settings: WholeSplit, source: dict | None = None, progress=None):
+    # ``progress``: a xai_fer.explain.progress.Progress (one task: the chunks); None shows nothing.
     """Compute every planned attribution method's maps on every image (resuming finished chunks), write
     ``maps.h5`` in the work folder, and record the methods in ``context.attributions`` with the HDF5 datasets as
     their maps. Sets and returns ``context.whole_split`` (a :class:`WholeSplitState`)."""
     from .mapsfile import open_maps, write_maps_file
+    from .progress import NoProgress
     from .workfolder import WorkFolder
 
     job = make_job(context, planned, settings, source or {})
@@ -229,11 +231,13 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
         pending = [entry for entry in ranges if entry[0] not in done]
         engine = make_engine(settings.engine, context)
         if pending and not work.maps_path.exists():
-            for count, (index, maps) in enumerate(engine.run(job, pending), start=1):
-                work.save_chunk(index, maps)
-                if progress:
-                    progress(f"{', '.join(description['methods'])}: chunk {index + 1} of {len(ranges)} done "
-                             f"({count} of {len(pending)} in this run)")
+            shown = progress if progress is not None else NoProgress()
+            label = f"{', '.join(description['methods'])}: {job.num_rows:,} images in chunks"
+            with shown.task(label, total=len(ranges)) as task:
+                task.advance(len(done))
+                for index, maps in engine.run(job, pending):
+                    work.save_chunk(index, maps)
+                    task.advance()
         if not work.maps_path.exists():
             methods = {name: registry.lookup("explainers", name) for name, _ in job.methods}
             stored = ((start, stop, work.load_chunk(index)) for index, start, stop in ranges)
@@ -308,8 +312,8 @@ def explain_stored(method: Attribution, context, options):
 
 def add_report_files(context, staging: Path) -> list[str]:
     """Put ``maps.h5`` into the report being staged (a hard link to the work folder's: no copy of a large file
-    where the file system allows it), and the interactive browser's files when it is installed. Returns their
-    paths relative to the report."""
+    where the file system allows it). Returns its path relative to the report. (The image browser, written for
+    every report by the pipeline, reads the same HDF5 datasets through ``context.attributions``.)"""
     import os
     import shutil
 
@@ -320,19 +324,4 @@ def add_report_files(context, staging: Path) -> list[str]:
         os.link(state.work.maps_path, staging / MAPS_FILE)
     except OSError:  # another file system, or links not allowed: a copy
         shutil.copyfile(state.work.maps_path, staging / MAPS_FILE)
-    files = [MAPS_FILE]
-    # ===== The interactive report's hand-off (issue 18, section 3): the one call site of write_browser. =====
-    try:
-        from .browser import write_browser
-    except ImportError:  # the browser is not part of this installation: the report is complete without it
-        write_browser = None
-    if write_browser is not None:
-        handle = state.maps_file
-        methods = [name for name, _ in state.job.methods]
-        files += write_browser(staging, images=context.dataset.images,
-                               names=list(handle["names"].asstr()[:]), class_names=list(context.class_names),
-                               true=handle["true"][:], predicted=handle["predicted"][:],
-                               confidence=handle["confidence"][:],
-                               maps={name: handle[f"maps/{name}"] for name in methods},
-                               signed={name: bool(context.attributions[name].signed) for name in methods})
-    return files
+    return [MAPS_FILE]
