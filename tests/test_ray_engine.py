@@ -155,3 +155,14 @@ def test_without_ray_the_engine_says_how_to_install_it(monkeypatch):
 def test_worker_settings_out_of_range_are_refused(tmp_path):
     with pytest.raises(UserError, match="--worker-cpus 0"):
         wholesplit.WholeSplit(tmp_path, engine="ray", worker_cpus=0)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_model_a_worker_cannot_read_is_one_line_naming_the_worker(ray_here, tiny_run, tmp_path):
+    model_path, data, _ = tiny_run
+    job = wholesplit.AttributionJob(methods=(), targets={}, seed=0, batch_size=16, chunk_size=32, num_rows=10,
+                                    scaling="unit", source={"model_path": str(tmp_path / "gone.keras"),
+                                                            "data": str(data)})
+    with pytest.raises(UserError, match="^on a Ray worker: .*gone.keras"):
+        list(rayengine.RayEngine(workers=1).run(job, job.chunk_ranges()))
