@@ -20,6 +20,7 @@ machine, else starts Ray on this machine only (and shuts it down afterwards). Ra
 from __future__ import annotations
 
 import inspect
+import logging
 import pickle
 import warnings
 from pathlib import Path
@@ -133,7 +134,10 @@ class RayEngine:
     def _stream(self, ray, job, chunk_ranges):
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the run reports its own progress, chunk by chunk
-        self.pool_size = self.workers or pool_size_for(ray, self.worker_cpus, len(chunk_ranges))
+        # Ray Data's notes on each execution (its plan, where its logs are, that the bars are off) are for
+        # Ray's users, not ours: its errors still show.
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        self.pool_size = pool_size_for(ray, self.workers, self.worker_cpus, len(chunk_ranges))
         rows = [{"index": index, "start": start, "stop": stop} for index, start, stop in chunk_ranges]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
         with warnings.catch_warnings():
@@ -160,24 +164,29 @@ def retry_limits(map_batches) -> dict:
 
 def connect(ray) -> bool:
     """Join the running cluster (``RAY_ADDRESS``, or ``ray start`` on this machine), else start Ray here.
-    True when Ray was started by this call (the caller shuts it down)."""
+    True when this call connected this process to Ray (the caller then disconnects it with ``ray.shutdown()``,
+    which stops Ray too where this call started it, and never a cluster started with ``ray start``)."""
     if ray.is_initialized():
         return False
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
     return True
 
 
-def pool_size_for(ray, worker_cpus: int, chunks: int) -> int:
+def pool_size_for(ray, workers: int, worker_cpus: int, chunks: int) -> int:
+    """The workers asked for (0: as many as the cluster's CPUs hold), never more than there are chunks."""
     cpus = int(ray.cluster_resources().get("CPU", 1))
     if worker_cpus > cpus:
         raise UserError(f"--worker-cpus {worker_cpus} is more than the Ray cluster's {cpus} CPUs",
                         f"use --worker-cpus {cpus} or fewer")
-    return max(1, min(chunks, cpus // worker_cpus))
+    return max(1, min(chunks, workers or cpus // worker_cpus))
 
 
 def worker_error(error) -> Exception:
     """A worker's own refusal (a model or data path it cannot read) as that UserError, named as a worker's;
-    anything else as it came."""
+    anything else as it came. A worker that fails while it starts reaches us as Ray's ``ActorDiedError``, whose
+    only trace of the refusal is its traceback's text."""
+    import re
+
     cause = error
     for _ in range(8):
         if isinstance(cause, UserError):
@@ -185,4 +194,5 @@ def worker_error(error) -> Exception:
         cause = getattr(cause, "cause", None) or cause.__cause__
         if cause is None:
             break
-    return error
+    refusal = re.search(r"xai_fer\.errors\.(?:UserError|PluginError): (.+)", str(error))
+    return UserError(f"on a Ray worker: {refusal.group(1).strip()}") if refusal else error
