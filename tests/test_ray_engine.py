@@ -166,3 +166,18 @@ def test_a_model_a_worker_cannot_read_is_one_line_naming_the_worker(ray_here, ti
                                                             "data": str(data)})
     with pytest.raises(UserError, match="^on a Ray worker: .*gone.keras"):
         list(rayengine.RayEngine(workers=1).run(job, job.chunk_ranges()))
+
+
+def test_a_cluster_it_cannot_reach_is_one_line(monkeypatch):
+    class Unreachable:
+        @staticmethod
+        def is_initialized():
+            return False
+
+        @staticmethod
+        def init(**kwargs):
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379")
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
+    with pytest.raises(UserError, match=r"cannot reach the Ray cluster at RAY_ADDRESS=10\.0\.0\.9:6379"):
+        rayengine.connect(Unreachable)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -168,7 +169,13 @@ def connect(ray) -> bool:
     which stops Ray too where this call started it, and never a cluster started with ``ray start``)."""
     if ray.is_initialized():
         return False
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
+    try:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="error")  # its notes are not ours
+    except ConnectionError as error:
+        address = os.environ.get("RAY_ADDRESS")
+        raise UserError(f"--engine ray cannot reach the Ray cluster{f' at RAY_ADDRESS={address}' if address else ''}"
+                        f" ({error})", "check that it runs (ray status), or unset RAY_ADDRESS to run Ray on this "
+                        "machine") from None
     return True
 
 
