@@ -12,15 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xai_fer.explain.artifact import Artifact
-from xai_fer.explain.attribution import show_image
 from xai_fer.explain.views import (
     ViewOptions,
     check_methods,
     chosen_results,
     common_positions,
-    draw_map,
     grouping,
-    shown_at,
+    images_with_maps,
 )
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
@@ -29,7 +27,7 @@ from xai_fer.options import option
 
 @dataclass
 class ConfidenceExtremesOptions(ViewOptions):
-    count: int = option(3, "most and least confident images shown per class")
+    count: int = option(2, "most and least confident images shown per class")
 
     def __post_init__(self):
         if not 1 <= self.count <= 50:
@@ -52,24 +50,12 @@ def extremes(groups, scores, classes: int, count: int) -> dict[int, tuple[np.nda
 
 
 def class_figure(context, class_name: str, picked, rows, results: dict, positions: dict, scores, labels_of):
-    from matplotlib.figure import Figure
-
     chosen = np.concatenate(picked)
     tags = ["most confident"] * len(picked[0]) + ["least confident"] * len(picked[1])
-    maps = {name: shown_at(result, positions[name][chosen]) for name, result in results.items()}
-    figure = Figure(figsize=(1.6 * (1 + len(results)) + 0.4, 1.75 * len(chosen) + 0.5), layout="constrained")
-    axes = np.asarray(figure.subplots(len(chosen), 1 + len(results), squeeze=False))
-    for i, position in enumerate(chosen):
-        image = context.images([rows[position]])[0]
-        show_image(axes[i, 0], image)
-        axes[i, 0].set_xticks([])
-        axes[i, 0].set_yticks([])
-        axes[i, 0].set_title(f"row {rows[position]}: p={scores[position]:.2f}", fontsize=7)
-        axes[i, 0].set_ylabel(f"{tags[i]}\n{labels_of(position)}", fontsize=7)
-        for j, name in enumerate(results, start=1):
-            draw_map(axes[i, j], maps[name][i], name if i == 0 else "", image=image)
-    figure.suptitle(f"{class_name}: the images the model is most and least sure of", fontsize=9)
-    return figure
+    titles = [f"row {rows[p]}: p={scores[p]:.2f}" for p in chosen]
+    labels = [f"{tag}\n{labels_of(p)}" for tag, p in zip(tags, chosen, strict=True)]
+    return images_with_maps(context, rows, chosen, results, positions, titles, labels,
+                            f"{class_name}: the images the model is most and least sure of")
 
 
 class ConfidenceExtremes:

@@ -14,14 +14,13 @@ import math
 from dataclasses import dataclass
 
 from xai_fer.explain.artifact import Artifact
-from xai_fer.explain.attribution import show_image
 from xai_fer.explain.views import (
     BLOCK,
     ViewOptions,
     check_methods,
     chosen_results,
     common_positions,
-    draw_map,
+    images_with_maps,
     rounded,
     shown_at,
 )
@@ -32,7 +31,7 @@ from xai_fer.options import option
 
 @dataclass
 class MethodDisagreementOptions(ViewOptions):
-    count: int = option(8, "images of lowest agreement shown")
+    count: int = option(6, "images of lowest agreement shown")
 
     def __post_init__(self):
         if not 1 <= self.count <= 100:
@@ -72,24 +71,11 @@ def lowest(agreement, count: int) -> np.ndarray:
 
 
 def disagreement_figure(context, rows, chosen, agreement, results: dict, positions: dict):
-    from matplotlib.figure import Figure
-
-    maps = {name: shown_at(result, positions[name][chosen]) for name, result in results.items()}
-    figure = Figure(figsize=(1.6 * (1 + len(results)) + 0.4, 1.75 * len(chosen) + 0.5), layout="constrained")
-    axes = np.asarray(figure.subplots(len(chosen), 1 + len(results), squeeze=False))
     names = context.class_names
-    for i, position in enumerate(chosen):
-        row = int(rows[position])
-        image = context.images([row])[0]
-        show_image(axes[i, 0], image)
-        axes[i, 0].set_xticks([])
-        axes[i, 0].set_yticks([])
-        axes[i, 0].set_title(f"row {row}: agreement {agreement[position]:.2f}", fontsize=7)
-        axes[i, 0].set_ylabel(f"pred {names[context.predictions[row]]}", fontsize=7)
-        for j, name in enumerate(results, start=1):
-            draw_map(axes[i, j], maps[name][i], name if i == 0 else "", image=image)
-    figure.suptitle("the images the methods disagree on most (lowest mean Spearman rho between methods)", fontsize=9)
-    return figure
+    titles = [f"row {rows[p]}: agreement {agreement[p]:.2f}" for p in chosen]
+    labels = [f"pred {names[context.predictions[rows[p]]]}" for p in chosen]
+    return images_with_maps(context, rows, chosen, results, positions, titles, labels,
+                            "the images the methods disagree on most (lowest mean Spearman rho between methods)")
 
 
 def histogram_figure(agreement, rho: dict):

@@ -187,10 +187,13 @@ def test_views_use_the_rows_every_method_explained():
     assert artifact.summary["images"] == 3
 
 
-@pytest.mark.parametrize("all_images", [True, False])
-def test_views_end_to_end(tmp_path, all_images):
-    model_path = tmp_path / "tiny.keras"
-    tiny_models.sequential_fused_softmax().save(model_path)
+# The whole split on a Keras-2 .h5 model of another input (64x64 RGB, a strided 1x1 conv: maps still come at the
+# data's 48x48), the ordinary run on a .keras one.
+@pytest.mark.parametrize("all_images, builder, suffix", [
+    (True, tiny_models.residual_separable_rgb64, ".h5"), (False, tiny_models.sequential_fused_softmax, ".keras")])
+def test_views_end_to_end(tmp_path, all_images, builder, suffix):
+    model_path = tmp_path / f"model{suffix}"
+    builder().save(model_path)
     data = write_npz(tmp_path / "data.npz", sample_images(40, seed=4), labels=np.arange(40) % K)
     names = ["saliency", "grad-cam", "class-maps", "confusion-maps", "confidence-extremes", "method-disagreement"]
     options = {"saliency": {"grid_rows": "2"}, "grad-cam": {"grid_rows": "2"},
@@ -203,3 +206,6 @@ def test_views_end_to_end(tmp_path, all_images):
     assert (out / "method-disagreement" / "agreement.png").exists()
     assert run.artifacts["method-disagreement"].summary["images"] == (40 if all_images else 21)
     assert (out / "maps.h5").exists() == all_images
+    if all_images:
+        with h5py.File(out / "maps.h5", "r") as handle:
+            assert handle["maps/grad-cam"].shape == (40, 48, 48) and list(handle.attrs["methods"]) == names[:2]

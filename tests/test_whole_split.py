@@ -169,3 +169,28 @@ def test_cli_all_images(tiny_run, tmp_path):
                                      "--overwrite"])
     assert again.exit_code == 0, again.output
     assert not (out / "maps.h5").exists()
+
+
+def test_cli_interrupted_says_how_to_resume(tiny_run, tmp_path, monkeypatch):
+    model_path, data = tiny_run
+    out = tmp_path / "cli"
+    real = wholesplit.chunk_maps
+
+    def interrupted_second(context, job, start, stop, seconds=None):
+        if start:
+            raise KeyboardInterrupt  # as Ctrl-C, or SIGTERM (turned into it while explaining)
+        return real(context, job, start, stop, seconds)
+
+    monkeypatch.setattr(wholesplit, "chunk_maps", interrupted_second)
+    command = ["explain", str(model_path), "--data", str(data), "--out", str(out), "-e", "saliency", "-o",
+               "saliency.grid_rows=1", "-o", "saliency.batch_size=50", "--preprocess", "unit", "--all-images",
+               "--chunk-size", "50"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 130
+    assert "1 finished chunks are kept in" in result.output and "run the same command again" in result.output
+    work = tmp_path / "cli.partial"
+    (work / ".maps.h5.tmp-killed").write_bytes(b"half")  # what a process killed outright while writing leaves
+    monkeypatch.setattr(wholesplit, "chunk_maps", real)
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "1 resumed from an earlier run" in result.output and not work.exists()

@@ -148,6 +148,27 @@ def draw_map(ax, shown, title: str = "", image=None) -> None:
     ax.set_yticks([])
 
 
+def images_with_maps(context, rows, chosen, results: dict, positions: dict, titles, labels, heading: str):
+    """A figure with a row per image (``chosen`` positions among the common ``rows``): the image (titled
+    ``titles[i]``, labelled ``labels[i]``), then every method's map over it."""
+    from matplotlib.figure import Figure
+
+    maps = {name: shown_at(result, positions[name][chosen]) for name, result in results.items()}
+    figure = Figure(figsize=(1.6 * (1 + len(results)) + 0.4, 1.75 * len(chosen) + 0.5), layout="constrained")
+    axes = np.asarray(figure.subplots(len(chosen), 1 + len(results), squeeze=False))
+    for i, position in enumerate(chosen):
+        image = context.images([int(rows[position])])[0]
+        show_image(axes[i, 0], image)
+        axes[i, 0].set_xticks([])
+        axes[i, 0].set_yticks([])
+        axes[i, 0].set_title(titles[i], fontsize=7)
+        axes[i, 0].set_ylabel(labels[i], fontsize=7)
+        for j, name in enumerate(results, start=1):
+            draw_map(axes[i, j], maps[name][i], name if i == 0 else "", image=image)
+    figure.suptitle(heading, fontsize=9)
+    return figure
+
+
 def empty_axis(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=7, transform=ax.transAxes)
     ax.set_xticks([])

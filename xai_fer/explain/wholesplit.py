@@ -88,7 +88,6 @@ class AttributionJob:
 def context_from_job(job: AttributionJob):
     """A worker's own context, built from the job's sources with the scaling the run chose (no new search)."""
     from ..data import load_dataset
-    from ..models.introspect import make_scope_safe
     from ..models.loading import load_model
     from .pipeline import build_context
 
@@ -96,7 +95,6 @@ def context_from_job(job: AttributionJob):
     if not source.get("model_path"):
         raise ValueError("this job was made from a model in memory: give the engine the run's context")
     model = load_model(Path(source["model_path"]), unsafe=source.get("unsafe", False))
-    make_scope_safe(model)
     dataset = load_dataset(source["data"], split=source.get("split"), format=source.get("data_format"),
                            labels=source.get("labels"), faces=source.get("faces", False), allow_mixed_splits=False)
     return build_context(model, dataset, job.scaling, job.seed, job.batch_size)
@@ -205,7 +203,8 @@ def make_job(context, planned, settings: WholeSplit, source: dict) -> Attributio
 
 def fingerprint(context, job: AttributionJob, settings: WholeSplit) -> str:
     """What the maps depend on: the model's weights, the images and labels, the input adaptation, the methods,
-    their options and targets, the seed, the chunking and the stored precision."""
+    their options and targets, the seed, the chunking and the stored precision (not the options that only say
+    what the report shows, such as grid_rows: changing them resumes)."""
     digest = hashlib.sha256()
     for weight in context.model.weights:
         digest.update(np.ascontiguousarray(np.asarray(weight)))
@@ -214,7 +213,9 @@ def fingerprint(context, job: AttributionJob, settings: WholeSplit) -> str:
         digest.update(np.asarray(context.labels, dtype=np.int64).tobytes())
     for name, targets in job.targets.items():
         digest.update(name.encode() + np.asarray(targets, dtype=np.int64).tobytes())
-    described = {"methods": [[name, dataclasses.asdict(options)] for name, options in job.methods],
+    shown_only = {"select", "indices", "per_class", "count", "threshold_percentile", "image_figures", "grid_rows"}
+    described = {"methods": [[name, {key: value for key, value in dataclasses.asdict(options).items()
+                                     if key not in shown_only}] for name, options in job.methods],
                  "seed": job.seed, "batch_size": job.batch_size, "chunk_size": job.chunk_size,
                  "adapter": context.adapter.describe(), "dtype": settings.maps_dtype}
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
@@ -222,10 +223,12 @@ def fingerprint(context, job: AttributionJob, settings: WholeSplit) -> str:
 
 
 def run_whole_split(context, planned, settings: WholeSplit, source: dict | None = None, progress=None):
+    # ``progress``: a xai_fer.explain.progress.Progress (one task: the chunks); None shows nothing.
     """Compute every planned attribution method's maps on every image (resuming finished chunks), write
     ``maps.h5`` in the work folder, and record the methods in ``context.attributions`` with the HDF5 datasets as
     their maps. Sets and returns ``context.whole_split`` (a :class:`WholeSplitState`)."""
     from .mapsfile import open_maps, write_maps_file
+    from .progress import NoProgress
     from .workfolder import WorkFolder
 
     job = make_job(context, planned, settings, source or {})
@@ -239,10 +242,13 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
         pending = [entry for entry in ranges if entry[0] not in done]
         engine = make_engine(settings.engine, context, settings)
         if pending and not work.maps_path.exists():
-            for count, (index, maps) in enumerate(engine.run(job, pending), start=1):
-                work.save_chunk(index, maps)
-                if progress:
-                    progress(f"chunk {index + 1} of {len(ranges)} ({count} of {len(pending)} in this run)")
+            shown = progress if progress is not None else NoProgress()
+            label = f"{', '.join(description['methods'])}: {job.num_rows:,} images in chunks"
+            with shown.task(label, total=len(ranges)) as task:
+                task.advance(len(done))
+                for index, maps in engine.run(job, pending):
+                    work.save_chunk(index, maps)
+                    task.advance()
         if not work.maps_path.exists():
             methods = {name: registry.lookup("explainers", name) for name, _ in job.methods}
             stored = ((start, stop, work.load_chunk(index)) for index, start, stop in ranges)
@@ -318,8 +324,8 @@ def explain_stored(method: Attribution, context, options):
 
 def add_report_files(context, staging: Path) -> list[str]:
     """Put ``maps.h5`` into the report being staged (a hard link to the work folder's: no copy of a large file
-    where the file system allows it), and the interactive browser's files when it is installed. Returns their
-    paths relative to the report."""
+    where the file system allows it). Returns its path relative to the report. (The image browser, written for
+    every report by the pipeline, reads the same HDF5 datasets through ``context.attributions``.)"""
     import os
     import shutil
 
@@ -330,19 +336,4 @@ def add_report_files(context, staging: Path) -> list[str]:
         os.link(state.work.maps_path, staging / MAPS_FILE)
     except OSError:  # another file system, or links not allowed: a copy
         shutil.copyfile(state.work.maps_path, staging / MAPS_FILE)
-    files = [MAPS_FILE]
-    # ===== The interactive report's hand-off (issue 18, section 3): the one call site of write_browser. =====
-    try:
-        from .browser import write_browser
-    except ImportError:  # the browser is not part of this installation: the report is complete without it
-        write_browser = None
-    if write_browser is not None:
-        handle = state.maps_file
-        methods = [name for name, _ in state.job.methods]
-        files += write_browser(staging, images=context.dataset.images,
-                               names=list(handle["names"].asstr()[:]), class_names=list(context.class_names),
-                               true=handle["true"][:], predicted=handle["predicted"][:],
-                               confidence=handle["confidence"][:],
-                               maps={name: handle[f"maps/{name}"] for name in methods},
-                               signed={name: bool(context.attributions[name].signed) for name in methods})
-    return files
+    return [MAPS_FILE]

@@ -67,7 +67,9 @@ class WorkFolder:
             self._lock = None
 
     def _check_ours(self) -> None:
-        entries = {entry.name for entry in self.path.iterdir()}
+        for entry in self.path.glob(".*.tmp-*"):  # a temp file of a process killed outright while writing
+            entry.unlink(missing_ok=True)
+        entries = {entry.name for entry in self.path.iterdir()} - {"lock"}  # a lock alone: a run stopped early
         if entries and (self._read_job() is None or not entries <= {"job.json", "chunks", "lock", MAPS_FILE}):
             strays = sorted(entries - {"job.json", "chunks", "lock", MAPS_FILE}) or sorted(entries)
             raise UserError(f"{self.path} holds {', '.join(strays[:3])}, which no whole-split run of xai-fer wrote "
