@@ -444,7 +444,11 @@ def explain(
                                                                  "batches).")] = 1024,
     maps_dtype: Annotated[str, typer.Option("--maps-dtype", help="float32 or float16: how maps.h5 stores maps "
                                                                  "(--all-images).")] = "float32",
-    engine: Annotated[str, typer.Option("--engine", help="What computes the chunks of --all-images: local.")] = "local",
+    engine: Annotated[str, typer.Option("--engine", help="What computes the chunks of --all-images: local, or ray "
+                                                         "(Ray workers; the cluster of RAY_ADDRESS).")] = "local",
+    workers: Annotated[int, typer.Option("--workers", help="--engine ray: Ray workers (0: as many as the "
+                                                           "cluster's CPUs hold).")] = 0,
+    worker_cpus: Annotated[int, typer.Option("--worker-cpus", help="--engine ray: CPUs per Ray worker.")] = 1,
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
@@ -461,7 +465,8 @@ def explain(
                              split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
                              data_format=data_format, progress=progress_for(progress, sys.stderr), labels=labels,
                              faces=faces, max_figures=max_figures, command=_command_line(), preset=preset,
-                             all_images=all_images, chunk_size=chunk_size, maps_dtype=maps_dtype, engine=engine)
+                             all_images=all_images, chunk_size=chunk_size, maps_dtype=maps_dtype, engine=engine,
+                             workers=workers, worker_cpus=worker_cpus)
     except KeyboardInterrupt:
         _resume_note(out, all_images)
         raise

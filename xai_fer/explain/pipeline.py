@@ -199,6 +199,8 @@ def run_explain(
     chunk_size: int = 1024,
     maps_dtype: str = "float32",
     engine: str = "local",
+    workers: int = 0,
+    worker_cpus: int = 1,
 ) -> ExplainRun:
     """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample.
     ``data``: a path, or several image files (a list, or a glob); ``labels`` and ``faces`` as for
@@ -209,8 +211,9 @@ def run_explain(
 
     ``all_images``: every attribution method explains every image of the data (the split), streamed in chunks of
     ``chunk_size`` images into the report's ``maps.h5`` (``maps_dtype`` float32 or float16), computed by
-    ``engine``; an interrupted run keeps its finished chunks in ``<out>.partial`` and the same call resumes
-    from them (see :mod:`xai_fer.explain.wholesplit`)."""
+    ``engine`` ("local", or "ray": ``workers`` Ray workers of ``worker_cpus`` CPUs each, 0 workers for as many as
+    the cluster holds; see :mod:`xai_fer.explain.rayengine`); an interrupted run keeps its finished chunks in
+    ``<out>.partial`` and the same call resumes from them (see :mod:`xai_fer.explain.wholesplit`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -227,7 +230,7 @@ def run_explain(
         from .wholesplit import WholeSplit
         from .workfolder import work_folder_for
 
-        whole_split = WholeSplit(work_folder_for(target), chunk_size, maps_dtype, engine)
+        whole_split = WholeSplit(work_folder_for(target), chunk_size, maps_dtype, engine, workers, worker_cpus)
     source = {"model_path": str(model_path), "unsafe": unsafe, "split": split, "data_format": data_format,
               "data": str(data) if isinstance(data, (str, Path)) else [str(s) for s in data],
               "labels": str(labels) if labels else None, "faces": faces}

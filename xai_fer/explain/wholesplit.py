@@ -37,7 +37,7 @@ from .attribution import (
 )
 from .gradients import threshold_masks
 
-ENGINES = ("local",)
+ENGINES = ("local", "ray")  # ray: xai_fer/explain/rayengine.py (the optional extra "ray")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class WholeSplit:
     chunk_size: int = 1024
     maps_dtype: str = "float32"
     engine: str = "local"
+    workers: int = 0  # --engine ray: Ray workers (0: as many as the cluster's CPUs hold)
+    worker_cpus: int = 1  # --engine ray: CPUs each worker reserves and lets TensorFlow use
 
     def __post_init__(self):
         if not 1 <= self.chunk_size <= 65536:
@@ -57,6 +59,9 @@ class WholeSplit:
             raise UserError(f"--maps-dtype {self.maps_dtype!r} must be float32 or float16")
         if self.engine not in ENGINES:
             raise UserError(f"--engine {self.engine!r} is not available", f"use one of {', '.join(ENGINES)}")
+        if not 0 <= self.workers <= 100000 or not 1 <= self.worker_cpus <= 1024:
+            raise UserError(f"--workers {self.workers} / --worker-cpus {self.worker_cpus} out of range",
+                            "use --workers 0 (as many as fit) or more, and --worker-cpus 1 or more")
 
 
 @dataclass(eq=False)
@@ -126,9 +131,13 @@ class LocalEngine:
             yield index, chunk_maps(self.context, job, start, stop, self.seconds)
 
 
-def make_engine(name: str, context):
+def make_engine(name: str, context, settings: WholeSplit | None = None):
     if name == "local":
         return LocalEngine(context)
+    if name == "ray":
+        from .rayengine import RayEngine
+
+        return RayEngine(settings.workers if settings else 0, settings.worker_cpus if settings else 1)
     raise UserError(f"--engine {name!r} is not available", f"use one of {', '.join(ENGINES)}")
 
 
@@ -148,11 +157,13 @@ class WholeSplitState:
     resumed_chunks: int
     seconds: dict  # per method, computing its maps (as the engine measured them)
     stage_seconds: float = 0.0  # the whole stage: chunks, saving them, writing maps.h5
+    workers: int | None = None  # the engine's pool of workers, where it has one (Ray)
 
     def describe(self) -> dict:
         return {"maps_file": "maps.h5", "images": self.job.num_rows, "chunk_size": self.job.chunk_size,
                 "seconds": round(self.stage_seconds, 3),
                 "chunks": self.chunks, "resumed_chunks": self.resumed_chunks, "engine": self.settings.engine,
+                **({"workers": self.workers} if self.workers else {}),
                 "maps_dtype": self.settings.maps_dtype, "methods": [name for name, _ in self.job.methods],
                 **({"started_over": self.work.started_over} if self.work.started_over else {})}
 
@@ -229,7 +240,7 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
     try:
         done = work.finished(len(ranges))
         pending = [entry for entry in ranges if entry[0] not in done]
-        engine = make_engine(settings.engine, context)
+        engine = make_engine(settings.engine, context, settings)
         if pending and not work.maps_path.exists():
             shown = progress if progress is not None else NoProgress()
             label = f"{', '.join(description['methods'])}: {job.num_rows:,} images in chunks"
@@ -255,7 +266,8 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
             method, options, np.arange(job.num_rows, dtype=np.int64), np.asarray(job.targets[name]),
             handle[f"maps/{name}"], method.signed, context.differentiated_score(options.score))
     context.whole_split = WholeSplitState(settings, work, handle, job, len(ranges), len(done),
-                                          getattr(engine, "seconds", {}), time.perf_counter() - started)
+                                          getattr(engine, "seconds", {}), time.perf_counter() - started,
+                                          getattr(engine, "pool_size", None))
     return context.whole_split
 
 
