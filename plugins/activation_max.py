@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Literal
 
 from xai_fer.errors import UserError
+from xai_fer.explain import backends
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.gradients import check_differentiable
 from xai_fer.hookspecs import hookimpl
@@ -322,13 +323,18 @@ def make_optimiser(features, adapter, head=None, ascent=None):
     ``ascent``: a model computing the same as ``features`` faster (batch norm folded, see
     :mod:`xai_fer.models.fold`) for the objective; ``measure`` always uses ``features`` itself.
     """
-    import tensorflow as tf
+    from keras import ops
 
     count = int(features.outputs[0].shape[-1])
 
     def scores(v, picked, model=features):
-        activation = tf.cast(model(adapter(v * 255.0), training=False), tf.float32)  # float16 under mixed precision
-        return tf.reduce_sum(tf.reduce_mean(activation, axis=[1, 2]) * tf.one_hot(picked, count), axis=-1)
+        activation = ops.cast(model(adapter(v * 255.0), training=False), "float32")  # float16 under mixed precision
+        return ops.sum(ops.mean(activation, axis=(1, 2)) * ops.one_hot(picked, count), axis=-1)
+
+    if backends.name() != "tensorflow":  # JAX: the same ascent, through the backend-neutral compiled gradient
+        model = ascent or features
+        return _stepwise_optimiser(lambda v, picked: ops.sum(scores(v, picked, model)), scores, (features, model))
+    import tensorflow as tf
 
     def objective(v, picked):
         if head is None:
@@ -358,52 +364,85 @@ def make_optimiser(features, adapter, head=None, ascent=None):
 def optimise(start, filters, steps, learning_rate, l2, total_variation, jitter, seed, optimiser):
     """Run the ascent with ``optimiser = make_optimiser(...)``; returns (images (F, H, W, C) on [0, 1],
     activations at the start, activations reached)."""
-    import tensorflow as tf
-
     run, measure = optimiser
     rng = np.random.default_rng([seed, 1])
     shifts = rng.integers(-jitter, jitter + 1, size=(steps, 2)) if jitter else np.zeros((steps, 2))
-    picked = tf.constant(filters, tf.int32)
-    v0 = tf.constant(np.broadcast_to(start, (len(filters), *start.shape)).astype(np.float32))
-    before = measure(v0, picked).numpy()
-    shifts = tf.constant(shifts, tf.int32)
-    hyper = [tf.constant(x, tf.float32) for x in (learning_rate, l2, total_variation)]
+    picked = _constant(filters, "int32")
+    v0 = _constant(np.broadcast_to(start, (len(filters), *start.shape)), "float32")
+    before = np.asarray(measure(v0, picked))
+    shifts = _constant(shifts, "int32")
+    hyper = [_constant(x, "float32") for x in (learning_rate, l2, total_variation)]
     v = v0
     # The same compiled loop, called once per CHUNK steps: Python gets control back between the calls, so
     # Ctrl-C / SIGTERM stop a long run within one chunk (a single graph call cannot be interrupted).
     for begin in range(0, steps, CHUNK):
-        v = run(v, picked, shifts, tf.constant(begin), tf.constant(min(begin + CHUNK, steps)), *hyper)
-    after = measure(v, picked).numpy()
-    return v.numpy(), before, after
+        v = run(v, picked, shifts, _constant(begin, "int32"), _constant(min(begin + CHUNK, steps), "int32"), *hyper)
+    after = np.asarray(measure(v, picked))
+    return np.asarray(v), before, after
+
+
+def _constant(value, dtype: str):
+    """An argument of the compiled functions: a ``tf.constant`` under TensorFlow (a new value must not retrace
+    them), a numpy array under JAX (``jax.jit`` traces arrays by shape anyway)."""
+    if backends.name() != "tensorflow":
+        return np.asarray(value, dtype=dtype)
+    import tensorflow as tf
+
+    return tf.constant(np.asarray(value, dtype=dtype))
+
+
+def _laplacian_numpy(v):
+    """:func:`_laplacian` on a numpy batch (the JAX path's update runs in numpy between compiled gradients)."""
+    p = np.pad(v, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="symmetric")
+    return p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4.0 * v
+
+
+def _stepwise_optimiser(objective, scores, models):
+    """``(run, measure)`` as :func:`make_optimiser` returns them, for backends without TensorFlow's compiled
+    loop: each step's gradient is one compiled call of ``backends.value_and_gradient`` (the roll's gradient is
+    the inverse roll), the update the same arithmetic as the TensorFlow loop, in numpy."""
+    backend = backends.current()
+    gradient = backend.value_and_gradient(objective, models)
+    measure = backend.compiled(scores, models)
+
+    def run(v, picked, shifts, begin, end, lr, l2, tv):
+        v = np.asarray(v, np.float32)
+        for step in range(int(begin), int(end)):
+            shift = (int(shifts[step][0]), int(shifts[step][1]))
+            _, grad = gradient(np.roll(v, shift, axis=(1, 2)), picked)
+            grad = np.roll(grad, (-shift[0], -shift[1]), axis=(1, 2))
+            rms = np.sqrt(np.mean(np.square(grad), axis=(1, 2, 3), keepdims=True))
+            direction = grad / (rms + 1e-12) - 2.0 * l2 * (v - 0.5) + 2.0 * tv * _laplacian_numpy(v)
+            v = np.clip(v + lr * direction, 0.0, 1.0).astype(np.float32)
+        return v
+
+    return run, measure
 
 
 def make_forward(features, adapter):
     """A compiled ``forward(images 0-255, picked) -> (N, len(picked))`` mean activations of the picked filters."""
-    import tensorflow as tf
+    from keras import ops
 
-    @tf.function(reduce_retracing=True)
     def forward(x, picked):
-        activation = tf.cast(features(adapter(x), training=False), tf.float32)
-        return tf.gather(tf.reduce_mean(activation, axis=[1, 2]), picked, axis=1)
+        activation = ops.cast(features(adapter(x), training=False), "float32")
+        return ops.take(ops.mean(activation, axis=(1, 2)), picked, axis=1)
 
-    return forward
+    return backends.current().compiled(forward, (features,))
 
 
 def data_maxima(features, context, filters, limit: int = 0, forward=None) -> tuple[np.ndarray, np.ndarray, int]:
     """Each filter's highest mean activation over the data images (batched, compiled forward passes):
     (maxima, index of the image reaching it, images scanned)."""
-    import tensorflow as tf
-
     forward = forward or make_forward(features, context.adapter)
     total = len(context.dataset) if not limit else min(limit, len(context.dataset))
     if total == 0:
         return np.full(len(filters), np.nan), np.full(len(filters), -1), 0
-    picked = tf.constant(filters, tf.int32)
+    picked = np.asarray(filters, np.int32)
     best = np.full(len(filters), -np.inf, np.float32)
     where = np.zeros(len(filters), np.int64)
     for start in range(0, total, context.batch_size):
         stop = min(start + context.batch_size, total)
-        means = forward(tf.constant(context.images(slice(start, stop))), picked).numpy()
+        means = forward(context.images(slice(start, stop)), picked)
         rows = means.argmax(axis=0)
         values = means[rows, np.arange(len(filters))]
         better = values > best
@@ -422,7 +461,8 @@ def ascent_optimiser(model, name: str, features, adapter):
     noise = np.random.default_rng(0).uniform(0, 255, (2, *adapter.data_shape)).astype(np.float32)
     ascent = fold_batch_norm(features, check_input=np.asarray(adapter(noise)))
     source = ascent or model
-    return make_optimiser(features, adapter, filter_head(source, source.get_layer(name)), ascent)
+    head = filter_head(source, source.get_layer(name)) if backends.name() == "tensorflow" else None  # TF code
+    return make_optimiser(features, adapter, head, ascent)
 
 
 def compiled(context, name: str):
