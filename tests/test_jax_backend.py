@@ -58,8 +58,11 @@ def test_every_method_gives_the_same_maps_under_jax_and_tensorflow(tmp_path, bui
     for key, expected in under_tf.items():
         scale = float(np.abs(expected).max())
         assert scale > 0, f"{key}: all zero, the comparison would prove nothing"
-        # float32 tolerance, relative to each map set's own scale (maps are in score units per pixel).
-        np.testing.assert_allclose(under_jax[key], expected, rtol=1e-4, atol=1e-4 * scale, err_msg=key)
+        # float32 tolerance, relative to each map set's own scale (maps are in score units per pixel). Occlusion
+        # maps are differences of two nearly equal scores: their rounding is that of the scores (about 1e-7 on a
+        # probability), whatever the map's own scale.
+        floor = 1e-6 if key.startswith("occlusion/") else 0.0
+        np.testing.assert_allclose(under_jax[key], expected, rtol=1e-4, atol=max(1e-4 * scale, floor), err_msg=key)
 
 
 @needs_jax
@@ -86,12 +89,12 @@ def test_a_backend_keras_does_not_run_is_refused_in_one_line():
     import keras
 
     assert keras.backend.backend() == "tensorflow"  # the tests' own process (conftest.py)
-    backends.select("tensorflow")  # the one it runs: nothing to do
-    backends.select(None)
+    backends.use_backend("tensorflow")  # the one it runs: nothing to do
+    backends.use_backend(None)
     with pytest.raises(UserError, match="already runs on 'tensorflow'"):
-        backends.select("jax")
+        backends.use_backend("jax")
     with pytest.raises(UserError, match="unknown backend 'torch'"):
-        backends.select("torch")
+        backends.use_backend("torch")
 
 
 def test_batches_are_padded_to_a_handful_of_shapes():

@@ -99,13 +99,13 @@ def _main(
     backend: Annotated[str | None, typer.Option(
         "--backend", metavar="tensorflow|jax",
         help="Keras backend to compute with (default: KERAS_BACKEND, else tensorflow); jax needs `pip install "
-             "jax` (on a GPU: jax[cuda12]), and TensorFlow need not be installed.")] = None,
+             "jax` (its CUDA wheels on a GPU), and TensorFlow need not be installed.")] = None,
 ):
     _state["debug"] = debug
     if ctx.invoked_subcommand not in (None, "plugins"):
-        from .explain.backends import select
+        from .explain.backends import use_backend
 
-        select(backend)  # before anything imports Keras: it reads KERAS_BACKEND once
+        use_backend(backend)  # before anything imports Keras: it reads KERAS_BACKEND once
     if ctx.invoked_subcommand not in (None, "plugins"):
         # Before TensorFlow starts: XAI_FER_CPU_DEVICES splits the CPU into logical devices (mirrored training).
         from .training.devices import configure_cpu_devices

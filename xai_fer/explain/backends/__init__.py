@@ -47,7 +47,7 @@ def current():
     return module
 
 
-def select(backend: str | None) -> None:
+def use_backend(backend: str | None) -> None:
     """Make Keras use ``backend`` ("tensorflow" or "jax"; None leaves ``KERAS_BACKEND`` as it is). Keras reads
     ``KERAS_BACKEND`` once, when it is first imported: this must run before that, or ask for the backend Keras
     already uses."""

@@ -1,7 +1,8 @@
 """The attribution core's computations under Keras' JAX backend: the model's stateless call
 (``model.stateless_call(trainable, non_trainable, images)``) under ``jax.value_and_grad``, compiled with
-``jax.jit``. The weights are arguments of the compiled function, not constants baked into it, so compiling is
-quick and a model whose weights change (a randomised copy) needs no new compile.
+``jax.jit``. The weights are arguments of the compiled function, not constants baked into it: XLA does not fold
+787k weights into the program, and new weights in the same model need no new compile (a copy of the model, as
+the faithfulness check's randomised ones, is another model and compiles anew).
 
 ``jax.jit`` compiles once per input shape: batches are padded (by repeating their last row) to the next power of
 two, so a run compiles each function for a handful of batch sizes, not for every odd-sized last batch. Rows are
