@@ -11,9 +11,9 @@ Occlusion (122 forward passes per image) and RISE (500) run on ``--slow-images``
 
 The floor is the least any implementation could do on that backend: the same number of passes per image
 (gradient methods: forward+backward passes; occlusion and RISE: forward passes) through the backend's compiled
-function on the bare pre-softmax network, batches of 128, nothing else, the fastest of 5 rounds. ``floor images/s = floor passes/s /
-passes per image``; ``x floor`` = method time / floor time. activation-max: 16 filters of its default layer, 100
-steps, data maxima over ``--images`` images; its rate is filters/s, without a floor.
+function on the bare pre-softmax network, batches of 128, nothing else, the fastest of 5 rounds. ``floor
+images/s = floor passes/s / passes per image``; ``x floor`` = method time / floor time. activation-max: 16
+filters of its default layer, 100 steps, data maxima over ``--images`` images; its rate is filters/s, no floor.
 
     nice -n 10 .venv/bin/python benchmarks/jax_backend_speed.py [--images 512] [--slow-images 8]
         [--backends tensorflow,jax] [--methods saliency,grad-cam] [--json out.json]
