@@ -42,9 +42,9 @@ def _timed(function) -> tuple[float, float]:
 
 def _build(layer_name: str):
     import keras
-    from xai_fer_plugins.activation_max import feature_model
     from xai_fer_plugins.cnn import Cnn, CnnOptions
 
+    from xai_fer.explain.filter_head import feature_model
     from xai_fer.models.introspect import inspect_model
 
     keras.utils.set_random_seed(0)
@@ -72,29 +72,24 @@ def _minimal_loop(features):
 def worker_ours_vs_minimal(layer_name: str, steps: int, count: int, repeats: int) -> dict:
     import numpy as np
     import tensorflow as tf
-    from xai_fer_plugins.activation_max import (
-        ActivationMaxOptions,
-        ascent_optimiser,
-        filter_head,
-        make_optimiser,
-        optimise,
-    )
+    from xai_fer_plugins.activation_max import ActivationMax, ActivationMaxOptions
 
+    from xai_fer.explain.ascent import AscentOptimiser, ascent_optimiser, optimise
+    from xai_fer.explain.filter_head import filter_head
     from xai_fer.models.adapt import InputAdapter
 
     model, info, features = _build(layer_name)
     layer = model.get_layer(layer_name)
     adapter = InputAdapter("raw", (48, 48, 1), info.input_shape)  # the CNN rescales its own input
     filters = list(range(count))
-    defaults = ActivationMaxOptions()
+    recipe = ActivationMax().recipe(ActivationMaxOptions(steps=steps))  # the default pieces and weights
     rng = np.random.default_rng(0)
     start = np.clip(0.5 + 0.1 * rng.standard_normal((48, 48, 1)), 0, 1).astype(np.float32)
 
     def ours(optimiser=None):
         """What the explainer runs: build and trace the optimiser (when new), measure, ascend, measure."""
         optimiser = optimiser or ascent_optimiser(model, layer_name, features, adapter)
-        optimise(start, filters, steps, defaults.learning_rate, defaults.l2, defaults.total_variation,
-                 defaults.jitter, 0, optimiser)
+        optimise(start, filters, recipe, 0, optimiser)
 
     minimal = _minimal_loop(features)
     x0 = tf.constant(np.broadcast_to(start * 255.0, (count, 48, 48, 1)).copy())
@@ -106,8 +101,8 @@ def worker_ours_vs_minimal(layer_name: str, steps: int, count: int, repeats: int
     result = {"cold_ours": _timed(ours), "cold_minimal": _timed(base)}
     explainer = ascent_optimiser(model, layer_name, features, adapter)
     # Ablations: without folding batch norm (one-filter head only), and with neither (full layer output).
-    unfolded = make_optimiser(features, adapter, filter_head(model, layer))
-    full_layer = make_optimiser(features, adapter, None)
+    unfolded = AscentOptimiser(features, adapter, filter_head(model, layer))
+    full_layer = AscentOptimiser(features, adapter, None)
     variants = {"ours": explainer, "ours_unfolded": unfolded, "ours_full_layer": full_layer}
     for optimiser in variants.values():
         ours(optimiser)  # trace each once

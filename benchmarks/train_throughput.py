@@ -1,7 +1,7 @@
 """Training throughput of ``xai-fer train``'s machinery against a plain ``model.fit``, side by side in one process.
 
 Both sides train the same architecture behind the same augmentation layers (built by
-``xai_fer.training.trainer.build_training_model``), with the same optimizer, loss, batch size, seed and the
+``xai_fer.training.building.build_training_model``), with the same optimizer, loss, batch size, seed and the
 same arrays (the training images and the validation images that the preset's protocol picks), for the same
 number of epochs:
 
@@ -96,8 +96,8 @@ def run_plain(model_name, dataset, config, options) -> dict:
     import keras
 
     from xai_fer import registry
+    from xai_fer.training.building import build_training_model
     from xai_fer.training.data import split_for_training
-    from xai_fer.training.trainer import build_training_model
 
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_val, y_val = split_for_training(dataset, config)

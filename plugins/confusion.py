@@ -1,8 +1,8 @@
-"""Confusion matrix and per-class metrics, plus a data-driven check of the study's error pattern.
+"""Confusion matrix and per-class metrics, and the pattern of errors (best and worst recall, where errors go).
 
-The study reports that Happy is recognised best, Fear worst, and that errors drift towards Neutral. The
-``study_pattern`` block of the summary recomputes that pattern from this run's predictions (nothing is
-hard-coded) and, for FER2013's class names, says claim by claim whether the data agrees, with the numbers.
+For FER2013's class names, the ``study_pattern`` block of the summary also says claim by claim whether the data
+agrees with the FER2013 study's reading (Happy best, Fear worst, drift towards Neutral), with the numbers: those
+FER2013-specific claims live in :mod:`xai_fer.reference.fer2013_study`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,21 @@ def confused_pairs(counts: np.ndarray, class_names, top_k: int) -> dict:
 
 def study_pattern(counts: np.ndarray, class_names) -> dict:
     """Best/worst recall and each class's most common wrong prediction, computed from ``counts``; for
-    FER2013's class names also the study's three claims, each true/false with the numbers."""
+    FER2013's class names also the FER2013 study's three claims (:mod:`xai_fer.reference.fer2013_study`), each
+    true/false with the numbers."""
+    from xai_fer.reference import fer2013_study
+
+    pattern = error_pattern(counts, class_names)
+    if fer2013_study.applies(class_names, counts):
+        pattern.update(fer2013_study.check_claims(counts, class_names, pattern))
+    else:
+        pattern.update(study_claims=None, statement=fer2013_study.NOT_CHECKED)
+    return pattern
+
+
+def error_pattern(counts: np.ndarray, class_names) -> dict:
+    """Best and worst recall (with ties), each class's most common wrong prediction, and the errors each class
+    receives, from a confusion matrix ``counts`` (true x predicted)."""
     names = list(class_names)
     support = counts.sum(axis=1)
     present = np.flatnonzero(support > 0)
@@ -98,76 +112,13 @@ def study_pattern(counts: np.ndarray, class_names) -> dict:
                                    "share_of_errors": float(errors[c, p] / errors[c].sum()),
                                    "share_of_true": float(errors[c, p] / support[c])}
     received = errors.sum(axis=0)
-    total_errors = int(errors.sum())
-    pattern = {
+    return {
         "best_recall": best,
         "worst_recall": worst,
         "most_common_wrong_prediction": most_common_wrong,
         "errors_received": {name: int(received[c]) for c, name in enumerate(names)},
-        "total_errors": total_errors,
+        "total_errors": int(errors.sum()),
     }
-
-    from xai_fer.data import FER2013_CLASSES
-
-    if sorted(names) != sorted(FER2013_CLASSES) or len(present) == 0:
-        pattern["study_claims"] = None
-        pattern["statement"] = ("the study's claims (Happy best, Fear worst, drift towards Neutral) are only "
-                                "checked for FER2013's seven class names")
-        return pattern
-
-    happy, fear, neutral = names.index("Happy"), names.index("Fear"), names.index("Neutral")
-    top_receiver = int(received.argmax())
-    drifting = [names[c] for c in range(len(names))
-                if c != neutral and most_common_wrong[names[c]] and most_common_wrong[names[c]]["predicted"]
-                == "Neutral"]
-    claims = {
-        "happy_best": {
-            "holds": bool(support[happy] > 0 and recall[happy] == best["recall"]),
-            "sole": bool(best["tied"] == ["Happy"]),
-            "happy_recall": _nan_to_none(recall[happy]),
-            "best_class": best["class"], "best_recall": best["recall"],
-        },
-        "fear_worst": {
-            "holds": bool(support[fear] > 0 and recall[fear] == worst["recall"]),
-            "sole": bool(worst["tied"] == ["Fear"]),
-            "fear_recall": _nan_to_none(recall[fear]),
-            "worst_class": worst["class"], "worst_recall": worst["recall"],
-        },
-        "drift_towards_neutral": {
-            # Neutral receives more wrong predictions than any other class.
-            "holds": bool(total_errors > 0 and received[neutral] == received.max()),
-            "neutral_received": int(received[neutral]),
-            "neutral_share_of_errors": float(received[neutral] / total_errors) if total_errors else None,
-            "most_received_class": names[top_receiver], "most_received": int(received[top_receiver]),
-            "classes_whose_top_error_is_neutral": drifting,
-        },
-    }
-    pattern["study_claims"] = claims
-    differences = []
-    if not claims["happy_best"]["holds"]:
-        differences.append(f"the best-recognised class is {best['class']} (recall {best['recall']:.3f}), not "
-                           f"Happy ({_fmt(recall[happy])})")
-    if not claims["fear_worst"]["holds"]:
-        differences.append(f"the worst-recognised class is {worst['class']} (recall {worst['recall']:.3f}), not "
-                           f"Fear ({_fmt(recall[fear])})")
-    if not claims["drift_towards_neutral"]["holds"]:
-        differences.append(f"errors go most often to {names[top_receiver]} ({int(received[top_receiver])} of "
-                           f"{total_errors}), not Neutral ({int(received[neutral])})")
-    ties = [f"{claim} only as a tie with {', '.join(c for c in group if c != who)}"
-            for claim, who, group in (("Happy best", "Happy", best["tied"]), ("Fear worst", "Fear", worst["tied"]))
-            if who in group and len(group) > 1]
-    tie_note = f" ({'; '.join(ties)})" if ties else ""
-    if differences:
-        pattern["statement"] = "differs from the study: " + "; ".join(differences) + tie_note + "."
-    else:
-        pattern["statement"] = (
-            f"matches the study: Happy best (recall {recall[happy]:.3f}), Fear worst (recall {recall[fear]:.3f}), "
-            f"Neutral receives the most errors ({int(received[neutral])} of {total_errors}){tie_note}.")
-    return pattern
-
-
-def _fmt(value) -> str:
-    return "no images" if np.isnan(value) else f"recall {value:.3f}"
 
 
 # Classes drawn in a figure at most: a model with 1,000 classes would otherwise get a 750-inch confusion figure

@@ -31,10 +31,14 @@ class GradCamPlusPlus(GradCam):
         activations, gradients = engine.layer_gradients(layer, images, targets)
         # With score exp(S), the closed form's exp(S) factors cancel in alpha and only scale w_k per image,
         # which the display normalises away; dropping them avoids overflow on large logits.
-        squared = gradients ** 2
-        denominator = 2 * squared + gradients ** 3 * activations.sum(axis=(1, 2), keepdims=True)
-        alpha = squared / np.where(denominator != 0, denominator, 1)
-        weights = (alpha * np.maximum(gradients, 0)).sum(axis=(1, 2))
+        # In place and with einsum: the elementwise terms dominate the cost once the gradients are computed
+        # (a compiled-floor ratio of 1.29 before, about 1.1 after, benchmarks/attribution_speed.py).
+        squared = gradients * gradients
+        denominator = squared * gradients
+        denominator *= activations.sum(axis=(1, 2), keepdims=True)
+        denominator += 2 * squared
+        alpha = np.divide(squared, denominator, out=squared, where=denominator != 0)
+        weights = np.einsum("nhwk,nhwk->nk", alpha, np.maximum(gradients, 0))
         return class_activation_maps(activations, weights, *images.shape[1:3])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, class_name_tuple, per_image_codes
-from xai_fer.errors import UserError
+from xai_fer.errors import UserError, reason
 from xai_fer.hookspecs import hookimpl
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -34,8 +34,7 @@ class Hdf5Format:
         try:
             handle = h5py.File(path, "r")
         except OSError as exc:
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0]  # h5py's text can run over several lines
-            raise UserError(f"{path}: not a readable HDF5 file ({reason})", "check the file is complete") from None
+            raise UserError(f"{path}: not a readable HDF5 file ({reason(exc)})", "check the file is complete") from None
         with handle:
             found = {key: safe_hdf5.dataset(handle, key, path, DATA_BYTES, *holds)
                      for key, holds in _DATASETS.items()}

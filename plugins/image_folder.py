@@ -11,12 +11,11 @@ loaded (``usage`` ``MIXED_TEST``) but no ``--split`` picks them; point ``--data`
 
 from __future__ import annotations
 
-import difflib
 from contextlib import contextmanager
 from pathlib import Path
 
 from xai_fer.data import FER2013_CLASSES, MIXED_TEST, SPLITS, Dataset
-from xai_fer.errors import UserError, reason
+from xai_fer.errors import UserError, closest, reason
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
 from xai_fer.limits import DATA_BYTES, IMAGE_PIXELS
@@ -46,9 +45,9 @@ def _folders(path: Path) -> list[Path]:
 def _misspelt_class(names: list[str], classes) -> tuple[str, str] | None:
     """The first of ``names`` that is a near-miss (not an exact match) of one of ``classes``, and that class."""
     for name in names:
-        close = difflib.get_close_matches(name.lower(), list(classes), n=1, cutoff=0.85)
-        if close:
-            return name, close[0]
+        close = closest(name.lower(), classes, cutoff=0.85)
+        if close is not None:
+            return name, close
     return None
 
 

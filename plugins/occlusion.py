@@ -53,13 +53,15 @@ class Occlusion(Attribution):
             covered[y:y + p, x:x + p] += 1
         fills = baseline_images(images, options.fill, engine)
         maps = np.zeros(images.shape[:3], np.float32)
-        for k, image in enumerate(images):
-            batch = np.repeat(image[None], len(spots) + 1, axis=0)  # row 0 stays whole
-            for j, (y, x) in enumerate(spots, start=1):
-                batch[j, y:y + p, x:x + p] = fills[k, y:y + p, x:x + p]
-            scores = engine.scores(batch, targets[k])
-            for (y, x), fall in zip(spots, scores[0] - scores[1:], strict=True):
-                maps[k, y:y + p, x:x + p] += fall
+        with engine.progress.task(f"{self.name}: occluded copies", total=len(images) * len(spots)) as task:
+            for k, image in enumerate(images):
+                batch = np.repeat(image[None], len(spots) + 1, axis=0)  # row 0 stays whole
+                for j, (y, x) in enumerate(spots, start=1):
+                    batch[j, y:y + p, x:x + p] = fills[k, y:y + p, x:x + p]
+                scores = engine.scores(batch, targets[k])
+                for (y, x), fall in zip(spots, scores[0] - scores[1:], strict=True):
+                    maps[k, y:y + p, x:x + p] += fall
+                task.advance(len(spots))
         return maps / np.maximum(covered, 1)
 
     def summarise(self, context, options, maps) -> dict:

@@ -58,11 +58,13 @@ class Rise(Attribution):
         maps = np.zeros(images.shape[:3], np.float32)
         # A few hundred masked copies at a time: memory stays bounded whatever the number of masks.
         step = max(1, min(options.masks, 4 * engine.batch_size))
-        for k, image in enumerate(images):
-            for start in range(0, options.masks, step):
-                m = masks[start:start + step, :, :, None]
-                scores = engine.scores(image * m + fills[k] * (1 - m), targets[k])
-                maps[k] += np.tensordot(scores, m[..., 0], axes=1)
+        with engine.progress.task(f"{self.name}: masked copies", total=len(images) * options.masks) as task:
+            for k, image in enumerate(images):
+                for start in range(0, options.masks, step):
+                    m = masks[start:start + step, :, :, None]
+                    scores = engine.scores(image * m + fills[k] * (1 - m), targets[k])
+                    maps[k] += np.tensordot(scores, m[..., 0], axes=1)
+                    task.advance(len(m))
         return maps / (options.masks * options.keep)
 
     def summarise(self, context, options, maps) -> dict:

@@ -28,7 +28,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from xai_fer.explain.manifest import file_sha256 as sha256
+from xai_fer.fingerprints import file_sha256 as sha256
 from xai_fer.reference import percent as pct
 
 ROOT = Path(__file__).resolve().parents[1]

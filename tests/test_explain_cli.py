@@ -185,7 +185,7 @@ def test_killed_run_leaves_previous_results_and_no_partial_output(workdir, tmp_p
     env = {k: v for k, v in os.environ.items()} | {"XAI_FER_DISABLE_PLUGINS": "1"}
     command = [sys.executable, "-m", "xai_fer", "explain", str(workdir / "model.keras"), "--data",
                str(workdir / "data.h5"), "--out", str(out), "--overwrite", "--preprocess", "symmetric",
-               "-e", "activation-max", "-o", "activation-max.steps=100000"]
+               "-e", "activation-max", "-o", "activation-max.steps=100000", "--progress", "lines"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     for line in process.stdout:  # the run announces each explainer as it starts it
@@ -223,3 +223,42 @@ def test_all_explainers_means_all_that_apply(tmp_path):
     result = CliRunner().invoke(app, ["explain", str(MODELS["dnn"]), "--data", str(SAMPLE), "--out",
                                       str(tmp_path / "again"), "-e", "activation-max"])
     assert result.exit_code == 2 and "has no conv layers" in result.output
+
+
+def test_bundled_files_are_named_as_such_and_the_command_is_recorded(tmp_path, monkeypatch):
+    from xai_fer.reference import MODELS
+
+    out = tmp_path / "run"
+    args = ["explain", "bundled:dnn", "--data", "bundled:sample", "-e", "confusion", "--preset", "quick", "--out",
+            str(out)]
+    monkeypatch.setattr(sys, "argv", ["xai-fer", *args])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["path"] == "bundled:dnn" and manifest["data"]["source"] == "bundled:sample"
+    assert manifest["command"] == ("xai-fer explain bundled:dnn --data bundled:sample -e confusion --preset quick "
+                                   f"--out {out}") and manifest["preset"] == "quick"
+    assert "site-packages" not in (out / "index.html").read_text() and str(MODELS["dnn"]) not in json.dumps(manifest)
+    # The bundled file given by its path is named the same way.
+    again = tmp_path / "again"
+    result = CliRunner().invoke(app, ["explain", str(MODELS["dnn"]), "-e", "confusion", "--out", str(again)])
+    assert result.exit_code == 0 and json.loads((again / "manifest.json").read_text())["model"]["path"] == "bundled:dnn"
+    result = CliRunner().invoke(app, ["explain", "bundled:vgg", "-e", "confusion", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "bundled:vgg is not a bundled file" in " ".join(result.output.split())
+
+
+def test_progress_stays_quiet_in_a_pipe_and_lines_are_asked_for(workdir, tmp_path):
+    """CliRunner's stderr is no terminal, as a pipe: no bars, no lines. ``--progress lines`` names each explainer
+    as it starts (for logs); an unknown mode is one line."""
+    quick = ["-e", "saliency", "-e", "activation-max", "-o", "saliency.indices=0", "-o", "activation-max.steps=12",
+             "-o", "activation-max.first=2"]
+    quiet = _explain(workdir, tmp_path / "quiet", options=quick)
+    assert quiet.exit_code == 0, quiet.output
+    assert "running" not in quiet.stderr and "━" not in quiet.stderr and "ascent steps" not in quiet.stderr
+    assert "saliency" not in quiet.stderr, quiet.stderr
+    logged = _explain(workdir, tmp_path / "logged", "--progress", "lines", options=quick)
+    assert logged.exit_code == 0, logged.output
+    assert [line for line in logged.stderr.splitlines() if line.startswith("running ")] == [
+        "running saliency...", "running activation-max..."]
+    wrong = _explain(workdir, tmp_path / "wrong", "--progress", "sideways", options=quick)
+    assert wrong.exit_code == 2 and "--progress 'sideways' is not one of auto, bar, lines, off" in wrong.output

@@ -12,36 +12,30 @@ import pytest
 import tiny_models
 from keras import layers
 from scipy.ndimage import gaussian_filter
-from xai_fer_plugins import faithfulness
-from xai_fer_plugins.faithfulness import (
-    RANDOM,
-    SOBEL,
-    Cascade,
-    Faithfulness,
-    FaithfulnessOptions,
-    comparison,
-    mean_se,
-    perturbation_curves,
-    pixel_order,
-    random_maps,
-    sobel_maps,
-    spearman,
-    stage_counts,
-    trapezoid_auc,
-    verdict,
-    weighted_layers,
-)
+from xai_fer_plugins.faithfulness import Faithfulness, FaithfulnessOptions
 from xai_fer_plugins.saliency import Saliency
 
 from xai_fer import registry
 from xai_fer.data import Dataset
 from xai_fer.errors import UserError
+from xai_fer.explain import faithfulness_scoring
 from xai_fer.explain.attribution import Attribution, AttributionOptions
 from xai_fer.explain.context import ExplainContext
+from xai_fer.explain.faithfulness_scoring import (
+    RANDOM,
+    SOBEL,
+    perturbation_curves,
+    pixel_order,
+    random_maps,
+    sobel_maps,
+    trapezoid_auc,
+)
+from xai_fer.explain.faithfulness_verdicts import comparison, mean_se, verdict
 from xai_fer.explain.html import render_index
 from xai_fer.explain.images import blur_sigma
 from xai_fer.explain.pipeline import run_explainers
 from xai_fer.explain.plan import plan_explainers
+from xai_fer.explain.randomisation import Cascade, spearman, stage_counts, weighted_layers
 from xai_fer.models.adapt import InputAdapter
 from xai_fer.models.introspect import inspect_model
 from xai_fer.options import option, parse_options
@@ -132,7 +126,7 @@ def test_linear_model_ranks_pixels_exactly_by_weight_times_input():
 @pytest.mark.parametrize("pairs_per_block", [None, 5])  # one block; blocks of 5 (image, step) pairs across images
 def test_deletion_and_insertion_curves_equal_a_hand_computation(pairs_per_block, monkeypatch):
     if pairs_per_block:
-        monkeypatch.setattr(faithfulness, "_PERTURBED_BYTES", 2 * 12 * 12 * 4 * pairs_per_block)
+        monkeypatch.setattr(faithfulness_scoring, "_PERTURBED_BYTES", 2 * 12 * 12 * 4 * pairs_per_block)
     model, w = _linear()
     data = _dataset()
     context = _context(model, data)

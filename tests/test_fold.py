@@ -4,8 +4,8 @@ what is safe to fold, and gives up (None) rather than return something different
 import numpy as np
 import pytest
 from tiny_models import batch_norm_branches, residual_separable_rgb64
-from xai_fer_plugins.activation_max import feature_model
 
+from xai_fer.explain.filter_head import feature_model
 from xai_fer.models import fold
 from xai_fer.models.fold import fold_batch_norm, foldable_pairs
 

@@ -165,6 +165,13 @@ def test_hostile_layer_and_model_names_print_as_text_and_explain(root, tmp_path)
     renamed = json.loads((out / "manifest.json").read_text())["model"]["renamed"]["names"]
     assert renamed["my model [v2] (final)"] == "my_model__v2___final_" and "conv [red]a[bold] (1)" in renamed
     assert "Note: renamed" in result.output
+    # The Python API renames the same way (in memory; the context says what it renamed).
+    from xai_fer import explain_model
+
+    explanation = explain_model(keras.models.load_model(tmp_path / "names.keras"), _data(root, "markup", MARKUP),
+                                ["saliency"], {"saliency": {"per_class": 1}}, preprocess="unit")
+    assert explanation.context.renamed["my model [v2] (final)"] == "my_model__v2___final_"
+    assert explanation.artifacts["saliency"].arrays["maps"].shape[1:] == (48, 48)
 
 
 @pytest.mark.parametrize("path", ["missing [/] model.keras", "\x1b]0;title\x07\x1b[2J.keras", "\u202ecod.exe.keras",
@@ -268,10 +275,10 @@ def test_a_run_that_finds_its_out_taken_when_it_writes_fails_in_one_line(root, t
     later = tmp_path / "later"
     render = pipeline.render_index
 
-    def other_run_wins_the_rename(manifest, sections):  # after the check, before the final rename
+    def other_run_wins_the_rename(manifest, sections, **browser):  # after the check, before the final rename
         later.mkdir()
         (later / "theirs.txt").write_text("the other run's report")
-        return render(manifest, sections)
+        return render(manifest, sections, **browser)
 
     monkeypatch.setattr(pipeline, "render_index", other_run_wins_the_rename)
     assert_one_line_error(_explain_into(root, later), "written by another run")
@@ -402,7 +409,7 @@ def test_sighup_leaves_the_previous_report_and_no_staging(root, report, tmp_path
     before = (out / "index.html").read_bytes()
     command = [sys.executable, "-m", "xai_fer", "explain", str(root / "model.keras"), "--data",
                str(root / "markup.npz"), "--out", str(out), "--overwrite", "-e", "activation-max",
-               "-o", "activation-max.steps=100000"]
+               "-o", "activation-max.steps=100000", "--progress", "lines"]
     env = {**os.environ, "XAI_FER_DISABLE_PLUGINS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in process.stdout:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tiny_models
 from fixtures import sample_images, write_fer_csv, write_homework_csv, write_image_folder
+from matplotlib.text import Text as _Text
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -116,6 +117,12 @@ def test_explaining_one_photo_targets_the_prediction_and_names_the_file(tmp_path
     assert image["name"] == "my face.png" and image["true"] is None
     assert image["target"] == image["predicted"] and summary["target"] == "predicted"
     assert "my face.png" in (out / "index.html").read_text()
+    # Figures name the image by its file too (the API builds the same figures).
+    from xai_fer import explain_model
+
+    figures = explain_model(model_path, photo, ["saliency"]).figures["saliency"]
+    titles = [text.get_text() for name in figures for text in figures[name].findobj(_Text)]
+    assert any(title.startswith("my face.png: pred ") for title in titles), titles
 
 
 # --- labels from a file -----------------------------------------------------------------------------------------

@@ -36,11 +36,11 @@ def registered(kind: str, *objects, name: str = "third-party", **marks):
 
     hook.__name__ = f"register_{kind}"
     plugin = type("Plugin", (), {hook.__name__: staticmethod(hookimpl(**marks)(hook))})()
-    registry.get_manager().register(plugin, name=name)
+    registry.add_plugin(plugin, name=name)
     try:
         yield plugin
     finally:
-        registry.get_manager().unregister(plugin)
+        registry.remove_plugin(plugin)
 
 
 class Explainer:
@@ -164,8 +164,8 @@ def _network(input_shape, num_classes, scale=True, activation="softmax"):
     (lambda shape, k: [][1], "'probe-net' (plugin 'third-party') failed in build: IndexError"),
 ])
 def test_xai_fer_train_checks_what_it_relies_on_in_a_model_plugin(build, message):
+    from xai_fer.training.building import build_training_model
     from xai_fer.training.config import STUDY
-    from xai_fer.training.trainer import build_training_model
 
     with registered("models", Architecture(build)):
         plugin = registry.lookup("models", "probe-net")

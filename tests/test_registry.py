@@ -1,17 +1,20 @@
 """The plugin registry: entry points, registering and unregistering a plugin, duplicate names, listing."""
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from xai_fer import hookspecs, registry
 from xai_fer.cli import app
 from xai_fer.errors import UserError
+from xai_fer.explain.plan import plan_explainers
 from xai_fer.hookspecs import hookimpl
 
 BUILTIN = {"cnn", "dnn", "confusion", "saliency", "activation-max", "fer-csv", "homework-csv", "image-folder",
@@ -42,13 +45,12 @@ class _TestPlugin:
 
 @pytest.fixture
 def test_plugin():
-    manager = registry.get_manager()
     plugin = _TestPlugin()
-    manager.register(plugin, name="test-plugin")
+    registry.add_plugin(plugin, name="test-plugin")
     try:
         yield plugin
     finally:
-        manager.unregister(plugin)
+        registry.remove_plugin(plugin)
 
 
 def test_builtin_plugins_come_from_entry_points():
@@ -61,9 +63,115 @@ def test_registering_and_unregistering_a_plugin(test_plugin):
     assert "echo" in registry.explainers()
     info = next(i for i in registry.plugin_infos() if i.name == "test-plugin")
     assert info.registers == {"explainers": ["echo"]}
-    registry.get_manager().unregister(test_plugin)
+    registry.remove_plugin(test_plugin)
     assert "echo" not in registry.explainers()
-    registry.get_manager().register(test_plugin, name="test-plugin")  # the fixture unregisters it
+    registry.add_plugin(test_plugin, name="test-plugin")  # the fixture unregisters it
+
+
+@contextlib.contextmanager
+def _plugin_added(plugin, name: str):
+    registry.add_plugin(plugin, name=name)
+    try:
+        yield
+    finally:
+        registry.remove_plugin(plugin)
+
+
+# One test per hook, named test_hook_<hook> and implementing it (tests/test_docs.py checks both, for every hook):
+# a plugin registers something through the hook, and the command or function that uses that kind finds it.
+
+
+def test_hook_register_models():
+    class ProbeNet:
+        name, description, Options = "probe-net", "test architecture", _NoOptions
+
+        def build(self, input_shape, num_classes, options):
+            raise NotImplementedError
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register(ProbeNet())
+
+    with _plugin_added(Plugin(), "probe-models"):
+        assert isinstance(registry.lookup("models", "probe-net"), ProbeNet)
+        described = json.loads(CliRunner().invoke(app, ["plugins", "probe-net", "--json"]).output)
+        assert [(row["kind"], row["plugin"]) for row in described] == [("model", "probe-models")]
+    assert "probe-net" not in registry.models()
+
+
+def test_hook_register_explainers():
+    class Plugin:
+        @hookimpl
+        def register_explainers(self, register):
+            register(_EchoExplainer())
+
+    from xai_fer.explain.plan import plan_explainers
+
+    with _plugin_added(Plugin(), "probe-explainers"):
+        [planned] = plan_explainers(["echo"], None)
+        assert isinstance(planned.explainer, _EchoExplainer)
+        assert registry.provenance("explainers", "echo") == {"plugin": "probe-explainers", "package": None,
+                                                             "version": None}
+    assert "echo" not in registry.explainers()
+
+
+def test_hook_register_datasets(tmp_path):
+    class ProbeFormat:
+        name, description = "probe-format", "files ending in .probe"
+
+        def detect(self, path):
+            return path.suffix == ".probe"
+
+        def load(self, path):
+            import numpy as np
+
+            from xai_fer.data import Dataset
+
+            return Dataset(images=np.zeros((2, 8, 8, 1), np.uint8), labels=None, class_names=("a", "b"),
+                           source=str(path))
+
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register(ProbeFormat())
+
+    from xai_fer.data import load_dataset
+
+    (tmp_path / "x.probe").write_text("x")
+    with _plugin_added(Plugin(), "probe-datasets"):
+        assert load_dataset(tmp_path / "x.probe").format == "probe-format"  # found by detection
+    assert "probe-format" not in registry.datasets()
+
+
+def test_what_plugins_register_is_collected_once_until_a_plugin_is_added_or_removed():
+    calls = []
+
+    class Counting:
+        @hookimpl
+        def register_explainers(self, register):
+            calls.append("explainers")
+            register(_EchoExplainer())
+
+    with _plugin_added(Counting(), "counting"):
+        for _ in range(3):
+            registry.lookup("explainers", "echo")
+            registry.provenance("explainers", "echo")
+            registry.plugin_infos()
+        assert calls == ["explainers"]
+    assert "echo" not in registry.explainers()
+
+
+def test_a_run_plans_its_explainers_once(tmp_path, monkeypatch):
+    from fixtures import sample_images, write_npz
+
+    from xai_fer.explain import pipeline
+
+    planned = []
+    monkeypatch.setattr(pipeline, "plan_explainers", lambda *args: planned.append(args) or plan_explainers(*args))
+    data = write_npz(tmp_path / "d.npz", sample_images(14)[..., None], np.arange(14) % 7)
+    pipeline.run_explain(data=data, out_dir=tmp_path / "o", explainers=["confusion"])
+    assert planned == [(["confusion"], None, None)]  # names, options, preset: once
 
 
 def test_two_plugins_registering_one_name_is_an_error_naming_both():
@@ -75,12 +183,12 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both():
             register(Cnn())  # a complete architecture, under a name a built-in plugin already registers
 
     plugin = Duplicate()
-    registry.get_manager().register(plugin, name="clashing-plugin")
+    registry.add_plugin(plugin, name="clashing-plugin")
     try:
         with pytest.raises(UserError, match=r"'cnn'.*'cnn' and 'clashing-plugin'"):
             registry.models()
     finally:
-        registry.get_manager().unregister(plugin)
+        registry.remove_plugin(plugin)
 
 
 def test_a_plugin_that_fails_while_registering_is_one_error_naming_it():
@@ -90,13 +198,13 @@ def test_a_plugin_that_fails_while_registering_is_one_error_naming_it():
             raise ImportError("optional dependency torch is missing")
 
     plugin = Broken()
-    registry.get_manager().register(plugin, name="broken-plugin")
+    registry.add_plugin(plugin, name="broken-plugin")
     try:
         with pytest.raises(UserError, match="plugin 'broken-plugin' failed in register_explainers: ImportError: "
                                             "optional dependency torch is missing"):
             registry.explainers()
     finally:
-        registry.get_manager().unregister(plugin)
+        registry.remove_plugin(plugin)
 
 
 _PACKAGES = {
@@ -152,14 +260,14 @@ def test_a_dataset_format_whose_detect_crashes_is_named(tmp_path):
             register(Clumsy())
 
     plugin = ClumsyPlugin()
-    registry.get_manager().register(plugin, name="clumsy-plugin")
+    registry.add_plugin(plugin, name="clumsy-plugin")
     try:
         from xai_fer.data import load_dataset
 
         with pytest.raises(UserError, match="dataset format 'clumsy' failed while checking .*IsADirectoryError"):
             load_dataset(tmp_path)
     finally:
-        registry.get_manager().unregister(plugin)
+        registry.remove_plugin(plugin)
 
 
 def test_an_error_in_the_shared_set_up_is_one_line_too():

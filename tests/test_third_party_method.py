@@ -147,11 +147,11 @@ PLUGIN = "third-party-methods"
 def third_party_plugin():
     """This module as a plugin, as its entry point would load it; unregistered after the test."""
     plugin = sys.modules[__name__]
-    registry.get_manager().register(plugin, name="third-party-methods")
+    registry.add_plugin(plugin, name="third-party-methods")
     try:
         yield plugin  # registry.explainers() now holds what its register_explainers registers
     finally:
-        registry.get_manager().unregister(plugin)
+        registry.remove_plugin(plugin)
 # --8<-- [end:registering]
 
 
@@ -170,9 +170,9 @@ def rgb64_data(count: int = 7, seed: int = 0) -> Dataset:
 def test_the_plugin_registers_its_methods_under_its_name(third_party_plugin):
     assert registry.provenance("explainers", "my-smoothgrad")["plugin"] == PLUGIN
     assert isinstance(registry.explainers()["margin-saliency"], Attribution)
-    registry.get_manager().unregister(third_party_plugin)
+    registry.remove_plugin(third_party_plugin)
     assert "my-smoothgrad" not in registry.explainers()
-    registry.get_manager().register(third_party_plugin, name=PLUGIN)  # the fixture unregisters it
+    registry.add_plugin(third_party_plugin, name=PLUGIN)  # the fixture unregisters it
 
 
 def test_third_party_methods_run_on_the_model_whose_eager_backward_pass_crashes(third_party_plugin):
@@ -279,11 +279,11 @@ class BrokenPlugin:
 @pytest.fixture
 def broken_plugin():
     plugin = BrokenPlugin()
-    registry.get_manager().register(plugin, name="broken-methods")
+    registry.add_plugin(plugin, name="broken-methods")
     try:
         yield plugin
     finally:
-        registry.get_manager().unregister(plugin)
+        registry.remove_plugin(plugin)
 
 
 WRONG_SHAPE = ("explainer 'half-maps' (plugin 'broken-methods') failed in explain: ValueError: attribute returned "
@@ -359,10 +359,10 @@ def test_the_plugin_guides_plugins_register_and_run():
             exec(compile(code, f"<plugin guide block {number}>", "exec"), module.__dict__)
             if not hasattr(getattr(module, "register_explainers", None), "xai_fer_impl"):  # not a hookimpl
                 continue
-            registry.get_manager().register(module, name=module.__name__)
+            registry.add_plugin(module, name=module.__name__)
             try:
-                found = [name for name, (_, plugin) in registry._collect("explainers").items()
-                         if plugin == module.__name__]
+                found = [name for name, entry in registry.entries("explainers").items()
+                         if entry.plugin == module.__name__]
                 assert found, f"plugin guide block {number} registers no explainer"
                 attributions = [n for n in found if isinstance(registry.explainers()[n], Attribution)]
                 options = {name: {"indices": [0, 1]} for name in attributions}
@@ -371,7 +371,7 @@ def test_the_plugin_guides_plugins_register_and_run():
                 assert all(artifacts[name].arrays["maps"].shape == (2, 64, 64) for name in attributions)
                 ran += len(attributions)
             finally:
-                registry.get_manager().unregister(module)
+                registry.remove_plugin(module)
         finally:
             del sys.modules[module.__name__]
     assert ran >= 2

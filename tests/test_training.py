@@ -192,8 +192,8 @@ def test_training_model_with_and_without_augmentation():
     import dataclasses
 
     from xai_fer import registry
+    from xai_fer.training.building import build_training_model
     from xai_fer.training.config import STUDY
-    from xai_fer.training.trainer import build_training_model
 
     plugin = registry.lookup("models", "dnn")
     with_aug, base = build_training_model(plugin, (48, 48, 1), 7, plugin.Options(), STUDY, steps_per_epoch=10)
@@ -419,18 +419,22 @@ def test_killed_runs_never_leave_a_truncated_checkpoint_to_resume_from(tmp_path)
     assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] > 1  # every run went on from the last
 
 
-def test_runs_from_before_numbered_best_models_resume(tmp_path):
+def test_a_best_model_is_kept_until_a_lower_validation_loss_replaces_it(tmp_path):
     store = CheckpointStore(tmp_path)
     store.dir.mkdir(parents=True)
-    for name in ("best.keras", "epoch-002.keras"):
+    for name in ("best-002.keras", "epoch-002.keras"):
         SavesAZip().save(store.dir / name)
-    legacy = {"best_val_loss": 1.5, "best_epoch": 2, "epoch": 2, "checkpoint": "epoch-002.keras",
-              "history": {"val_loss": [1.6, 1.5]}, "config": {}, "model": "cnn", "model_options": {}}
-    store.state_path.write_text(json.dumps(legacy))
-    assert store.best_path == store.dir / "best.keras" and store.clean() == []
+    state = {"best_val_loss": 1.5, "best_epoch": 2, "epoch": 2, "checkpoint": "epoch-002.keras",
+             "best": "best-002.keras", "history": {"val_loss": [1.6, 1.5]}, "config": {}, "model": "cnn",
+             "model_options": {}}
+    store.state_path.write_text(json.dumps({**state, "best": "best.keras"}))  # no name this store writes
+    with pytest.raises(UserError, match="'best' names 'best.keras', not a file this run writes"):
+        store.read_state()
+    store.state_path.write_text(json.dumps(state))
+    assert store.best_path == store.dir / "best-002.keras" and store.clean() == []
 
     store.save(SavesAZip(), SavesAZip(), 3, {"val_loss": [1.6, 1.5, 1.7]}, {}, {})  # no new best
-    assert store.best_path.name == "best.keras" and store.read_state()["best_epoch"] == 2
+    assert store.best_path.name == "best-002.keras" and store.read_state()["best_epoch"] == 2
     store.save(SavesAZip(), SavesAZip(), 4, {"val_loss": [1.6, 1.5, 1.7, 1.4]}, {}, {})
     assert store.best_path.name == "best-004.keras" and store.read_state()["best_epoch"] == 4
     assert sorted(p.name for p in store.dir.iterdir()) == ["best-004.keras", "epoch-004.keras", "state.json"]
@@ -569,7 +573,7 @@ JAX_JIT_CHECK = """
 import keras
 from xai_fer import registry
 from xai_fer.training.config import STUDY
-from xai_fer.training.trainer import build_training_model, compile_under_jax
+from xai_fer.training.building import build_training_model, compile_under_jax
 
 plugin = registry.lookup("models", "dnn")
 model, _ = build_training_model(plugin, (48, 48, 1), 7, plugin.Options(), STUDY, steps_per_epoch=10)

@@ -4,7 +4,6 @@ so ``xai-fer --help`` and ``xai-fer plugins`` stay instant."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import json
 import os
@@ -17,7 +16,7 @@ import typer
 
 from . import __version__
 from .display import TextConsole, line
-from .errors import UserError
+from .errors import UserError, did_you_mean
 from .explain.output import MAX_FIGURES
 from .training.config import TrainConfig
 
@@ -185,9 +184,8 @@ def _describe_registered(name: str, as_json: bool) -> None:
                           "options": describe_options(options) if options is not None else []})
     if not found:
         every = sorted({n for kind in registry.KINDS for n in getattr(registry, kind)()})
-        close = difflib.get_close_matches(name, every, n=1)
         raise UserError(f"no explainer, model or dataset format is named {name!r}",
-                        (f"did you mean {close[0]!r}? " if close else "") + f"installed: {', '.join(every)}")
+                        f"{did_you_mean(name, every)}installed: {', '.join(every)}")
     if as_json:
         console.print_json(json.dumps(found))
         return
@@ -239,88 +237,46 @@ def train(
     from . import registry
     from .data import load_dataset
     from .options import parse_options
-    from .training.averaging import weights_from
-    from .training.config import AFTER_TRAINING, PRESETS, TrainConfig
+    from .training.checkpoints import check_run_folder
+    from .training.command import after_training_settings, note_holdout_leaks, print_trained
     from .training.distillation import check_teachers
-    from .training.initialisation import check_init_from, holdout_leak
-    from .training.trainer import check_run_folder
+    from .training.initialisation import check_init_from
     from .training.trainer import train as run_training
 
-    if preset not in PRESETS:
-        raise UserError(f"unknown preset {preset!r}", f"use one of {', '.join(PRESETS)}")
-    import dataclasses
-
-    overrides = _parse_pairs(setting, "set")
+    continuing = resume or finish
     explicit = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)) if v is not None}
-    # One validation of everything together: settings that depend on each other (average_last_epochs <= epochs)
-    # are checked against the --epochs given, not the preset's.
-    config = parse_options(TrainConfig, {**_as_strings(dataclasses.asdict(PRESETS[preset])), **overrides,
-                                         **_as_strings(explicit)}, "train")
+    config, overrides = _train_config(preset, setting, explicit)
     # Everything that can be checked cheaply is, before reading what may be a large dataset.
-    init_from = check_init_from(init_from, resume or finish)
+    init_from = check_init_from(init_from, continuing)
     architecture = registry.lookup("models", model)
     model_options = dataclasses.asdict(parse_options(architecture.Options, _parse_pairs(option, "option"), model))
-    check_run_folder(out, resume or finish)
-    teachers = check_teachers(config.teachers) if not (resume or finish) else []
-    for flag, earlier in [*([("--init-from", init_from)] if init_from is not None else []),
-                          *(("teacher", teacher) for teacher in teachers)]:
-        leak = holdout_leak(earlier, config)
-        if leak is None:
-            continue
-        cause, consequence = leak
-        if flag == "teacher":  # the teacher, not this run, trained on the images this run validates on
-            err_console.print(f"Note: teacher {earlier}: {cause}, so its targets carry what it "
-                              "learnt from this run's validation images and flatter that validation; use the "
-                              "teacher's --seed and validation settings, or --set validation=publictest.",
-                              highlight=False)
-        else:
-            err_console.print(f"Note: {flag} {earlier}: {cause}, so {consequence}; give this run the earlier "
-                              "run's --seed and validation settings, or --set validation=publictest.",
-                              highlight=False)
+    check_run_folder(out, continuing)
+    note_holdout_leaks(err_console, init_from, check_teachers(config.teachers) if not continuing else [], config)
     dataset = load_dataset(data, format=data_format)
     command = "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
-    # A resumed or finished run keeps the settings it started with, except those that act after training.
-    after_training = {key: getattr(config, key) for key in overrides if key in AFTER_TRAINING}
-    ignored = set(overrides) - set(after_training)
-    if (resume or finish) and (ignored or option or explicit or preset != "study"):
-        given = [*(f"--{key.replace('_', '-')}" for key in explicit), *(f"--set {key}" for key in sorted(ignored)),
-                 *(["--option"] if option else []), *([f"--preset {preset}"] if preset != "study" else [])]
-        err_console.print(f"Note: a resumed run keeps the settings it started with; ignored now: {', '.join(given)} "
-                          f"(only --set {', --set '.join(AFTER_TRAINING)} may change, as they act after the last "
-                          "epoch).", highlight=False)
+    after_training = after_training_settings(err_console, config, overrides, explicit, option, preset, continuing)
     from .atomic import stop_signals_as_interrupt
 
     with stop_signals_as_interrupt():  # SIGTERM, SIGHUP: temp files removed, as on Ctrl-C
         result = run_training(model, dataset, out, config, model_options, resume=resume,
                               strategy=strategy, deterministic=seed is not None, command=command, finish=finish,
-                              init_from=init_from, after_training=after_training if resume or finish else None)
-    splits = result.metrics["splits"]
-    console.print(f"saved {result.model_path} ({result.metrics['parameters']:,} parameters, weights of the "
-                  f"{weights_from(result.metrics)}, {result.epochs_run} of {result.metrics['planned_epochs']} "
-                  "epochs planned)")
-    if result.metrics.get("changed_after_training"):
-        console.print("changed after training: " + ", ".join(
-            f"{key}={value}" for key, value in result.metrics["changed_after_training"].items()))
-    recalibration = result.metrics.get("batch_norm_recalibration")
-    if recalibration and recalibration["layers"]:
-        from .training.recalibration import describe
+                              init_from=init_from, after_training=after_training)
+    print_trained(console, result)
 
-        console.print(describe(recalibration))
-    distillation = result.metrics.get("distillation")
-    if distillation:
-        console.print(f"distilled from {len(distillation['teachers'])} teacher(s) at weight "
-                      f"{distillation['teacher_weight']}: together they label "
-                      f"{distillation['train_accuracy_together']:.2%} of the training images right", highlight=False)
-    averaging = result.metrics.get("weight_averaging")
-    if averaging:
-        from .training import averaging as weight_averaging
 
-        console.print(weight_averaging.describe(averaging))
-    for split, block in splits.items():
-        shown = ", ".join(f"{name} {b['accuracy']:.2%}" for name, b in block.items())
-        console.print(f"{split}: {shown}")
-    if not splits and result.metrics.get("splits_note"):
-        console.print(f"no test metrics: {result.metrics['splits_note']}", highlight=False)
+def _train_config(preset: str, setting: list[str], explicit: dict) -> tuple[TrainConfig, dict[str, str]]:
+    """(config, the ``--set`` pairs): the preset with ``--set`` and ``--epochs/--batch-size/--seed`` on top,
+    validated together: settings that depend on each other (average_last_epochs <= epochs) are checked against
+    the --epochs given, not the preset's."""
+    from .options import parse_options
+    from .training.config import PRESETS
+
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}", f"use one of {', '.join(PRESETS)}")
+    overrides = _parse_pairs(setting, "set")
+    config = parse_options(TrainConfig, {**_as_strings(dataclasses.asdict(PRESETS[preset])), **overrides,
+                                         **_as_strings(explicit)}, "train")
+    return config, overrides
 
 
 _MODEL_ARG = typer.Argument(help="A saved Keras model (.keras, or Keras-2 .h5), or a training run's folder.")
@@ -350,6 +306,11 @@ _LABELS = typer.Option("--labels", help="Labels for an unlabelled source (test.c
                                         ".csv, one per image in order.")
 _FACES = typer.Option("--faces", help="Cut each photo to the face found in it (OpenCV Haar cascade: the faces "
                                       "extra of xai-fer, opencv-python-headless).")
+
+
+def _command_line() -> str | None:
+    """The command as typed (quoted for a shell), recorded in a run's manifest or metrics so it can be rerun."""
+    return "xai-fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
 
 
 def _data_source(data: list[str]):
@@ -478,20 +439,27 @@ def explain(
     faces: Annotated[bool, _FACES] = False,
     max_figures: Annotated[int, typer.Option("--max-figures", help="At most this many figures per explainer (the "
                                                                    "arrays keep every result).")] = MAX_FIGURES,
+    preset: Annotated[str | None, typer.Option(help="Named options for what -o leaves out: quick (one image per "
+                                                    "class, lighter checks; under a minute).")] = None,
+    progress: Annotated[str, typer.Option(help="Progress on stderr: auto (bars on a terminal, nothing in a pipe), "
+                                               "bar, lines (one per explainer, for logs) or off.")] = "auto",
+    open_report: Annotated[bool, typer.Option("--open", help="Open the report (index.html) in the web browser "
+                                                             "once it is written.")] = False,
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
     from .explain.plan import split_option_pairs
+    from .explain.progress import PROGRESS_MODES, progress_for
 
-    def announce(name):
-        err_console.print(f"running {name}...")
-
+    if progress not in PROGRESS_MODES:
+        raise UserError(f"--progress {progress!r} is not one of {', '.join(PROGRESS_MODES)}",
+                        "auto shows bars on a terminal and stays quiet in a pipe")
     options = split_option_pairs(_parse_pairs(option, "option", "EXPLAINER.KEY=VALUE"))
     model = _model_file(model) if model is not None else None
     result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
                          split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
-                         data_format=data_format, progress=announce, labels=labels, faces=faces,
-                         max_figures=max_figures)
+                         data_format=data_format, progress=progress_for(progress, sys.stderr), labels=labels,
+                         faces=faces, max_figures=max_figures, command=_command_line(), preset=preset)
     _scaling_note(result.manifest.get("scaling_choice"))
     for name, reason in result.manifest.get("skipped", {}).items():
         err_console.print(f"skipped {name}: {reason}", highlight=False)
@@ -504,6 +472,16 @@ def explain(
         err_console.print(f"Note: {left_out['note']}", highlight=False)
     names = ", ".join(result.artifacts)
     console.print(f"wrote {out}/ ({names}); open {out / 'index.html'}")
+    if open_report:
+        _open_in_browser(out / "index.html")
+
+
+def _open_in_browser(page: Path) -> None:
+    """The report in the user's web browser; where none can be started (a server, no display), a note."""
+    import webbrowser
+
+    if not webbrowser.open(page.resolve().as_uri()):
+        err_console.print(line("Note: no web browser could be started; open ", str(page), " yourself"))
 
 
 def _as_strings(values: dict) -> dict[str, str]:

@@ -33,3 +33,18 @@ def reason(exc: BaseException) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m|\{\{function_node [^}]*\}\}\s*", "", str(exc))
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [type(exc).__name__]
     return next((line for line in lines if not line.startswith(_WRAPPER_LINES)), lines[-1])
+
+
+def closest(name: str, candidates, cutoff: float = 0.6) -> str | None:
+    """The candidate most like ``name`` (difflib's ratio at least ``cutoff``), or None."""
+    import difflib
+
+    found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(name: str, candidates, spell=repr) -> str:
+    """``"did you mean 'saliency'? "`` for the candidate closest to a misspelt ``name`` (written by ``spell``),
+    ending in a space so that a list of the valid names can follow; "" when none is close."""
+    found = closest(name, candidates)
+    return f"did you mean {spell(found)}? " if found is not None else ""

@@ -27,23 +27,35 @@ def evaluate_arrays(model, x, labels, class_names, tta_flip: bool = False) -> di
     return accuracy_report(predict_probabilities(model, x, tta_flip=tta_flip), np.asarray(labels), class_names)
 
 
+def seen_from_data(model, dataset, preprocess: str = "auto"):
+    """``model`` seen from ``dataset``'s images: the shared context (input adapted in size, channels and scaling,
+    chosen as for explaining) through which ``evaluate`` scores a model and distillation asks its teachers."""
+    from .explain.pipeline import build_context
+
+    return build_context(model, dataset, preprocess)
+
+
+def mirror_averaged_probabilities(context) -> np.ndarray:
+    """Each image's class probabilities averaged with its mirror image's (the reference models' test-time view).
+    The mirrored view is taken in data space, in front of the input adapter: resizing, scaling and channel
+    changes are all left-right symmetric, so it equals mirroring the model's own inputs."""
+    return predict_probabilities(context.data_model(), context.images(), batch_size=context.batch_size,
+                                 tta_flip=True)
+
+
 def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = False) -> dict:
     """Accuracy of any loaded model on a labelled Dataset, with input adaptation as for explaining; with
     ``tta_flip`` each image's probabilities are averaged with its mirror image's (the reference models' test-time
     view, so their ``metrics.json`` numbers can be checked from the command line)."""
     from .errors import UserError
     from .explain.context import check_finite_outputs
-    from .explain.pipeline import build_context
 
     if dataset.labels is None:
         raise UserError(f"{dataset.source} has no labels",
                         "evaluate needs labels: pass --labels FILE (.npy or one-column .csv, one per image)")
-    context = build_context(model, dataset, preprocess)
+    context = seen_from_data(model, dataset, preprocess)
     context.check_labels_fit(dataset.source)
-    # The mirrored view is taken in data space, in front of the input adapter: resizing, scaling and channel
-    # changes are all left-right symmetric, so it equals mirroring the model's own inputs.
-    probabilities = (predict_probabilities(context.data_model(), context.images(), batch_size=context.batch_size,
-                                           tta_flip=True) if tta_flip else context.probabilities)
+    probabilities = mirror_averaged_probabilities(context) if tta_flip else context.probabilities
     check_finite_outputs(probabilities, dataset)  # the mirrored view's too
     report = accuracy_report(probabilities, dataset.labels, context.class_names)
     report["preprocessing"] = {"pixel_scaling": dataset.pixel_scaling, **context.adapter.describe()}

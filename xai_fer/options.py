@@ -8,12 +8,11 @@ Values are converted by the field's type annotation and then checked by the data
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from .errors import UserError
+from .errors import UserError, did_you_mean
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -84,10 +83,9 @@ def parse_options(options_cls: type, raw: dict[str, str], owner: str) -> Any:
     values: dict[str, Any] = {}
     for key, text in raw.items():
         if key not in types:
-            close = difflib.get_close_matches(key, list(types), n=1)
-            hint = f"did you mean {owner}.{close[0]}?" if close else ""
+            hint = did_you_mean(key, types, spell=lambda close: f"{owner}.{close}")
             valid = ", ".join(types) or "none"
-            raise UserError(f"unknown option {owner}.{key}", f"{hint} valid options: {valid}".strip())
+            raise UserError(f"unknown option {owner}.{key}", f"{hint}valid options: {valid}")
         where = f"option {owner}.{key}"
         values[key] = _convert(text, types[key], where) if isinstance(text, str) else _value(text, types[key], where)
     return build_options(options_cls, values, owner)

@@ -17,7 +17,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, reason
 from .limits import CONFIG_BYTES, DATA_BYTES, MODEL_BYTES, Limit, array_bytes
 
 ALLOW_SPECIAL = "XAI_FER_ALLOW_SPECIAL_FILES"
@@ -180,8 +180,7 @@ def _check_h5_weights(source, where: str) -> None:
     try:
         handle = h5py.File(source, "r")
     except OSError as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{where}: the weights are not a readable HDF5 file ({reason})",
+        raise UserError(f"{where}: the weights are not a readable HDF5 file ({reason(exc)})",
                         "copy or export the model again") from None
     with handle:
         safe_hdf5.check_tree(handle, Path(where), MODEL_BYTES)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, reason
 from .limits import Limit, array_bytes
 
 _COPY_HINT = "copy the data into the file itself (h5py: new_file[name] = old_file[name][()])"
@@ -106,8 +106,7 @@ def read(found, path: Path):
                         f"{found.dtype})",
                         "free memory, or use a smaller file") from None
     except (OSError, ValueError, TypeError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{path}: cannot read {found.name.lstrip('/')!r} ({reason})",
+        raise UserError(f"{path}: cannot read {found.name.lstrip('/')!r} ({reason(exc)})",
                         "the file may be damaged, or compressed with a filter h5py does not have") from None
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from xai_fer.lazy import np
 
-from .. import registry
+from .. import reference, registry
 from ..errors import UserError
 from ..safe_files import check_kind
 from . import photos
@@ -22,7 +22,15 @@ def load_dataset(source, split: str | None = None, format: str | None = None, la
     ``.npy`` or one-column ``.csv`` of labels for a source without them (:mod:`xai_fer.data.labels`).
     ``faces``: cut each photo to the face found in it (:class:`xai_fer.data.photos.FaceCropper`).
     ``allow_mixed_splits=False`` (explaining, evaluating) refuses an image folder holding training and test
-    folders when no ``split`` picks one of them."""
+    folders when no ``split`` picks one of them. ``bundled:sample`` is the bundled PrivateTest sample."""
+    source = reference.resolve(source)
+    dataset = _load(source, split, format, labels, faces, allow_mixed_splits)
+    if isinstance(source, (str, Path)) and reference.shown(source).startswith(reference.BUNDLED):
+        dataset.source = reference.shown(source)  # named as bundled, not by a site-packages path
+    return dataset
+
+
+def _load(source, split, format, labels, faces, allow_mixed_splits) -> Dataset:
     files = photos.expand_sources(source)
     if files is not None:
         return _finish(_load_files(files, source, format, faces), split, labels, allow_mixed_splits)

@@ -228,7 +228,9 @@ def draw_row(axes, image, shown, mask, heading: str, label: str) -> None:
 
 def _heading(info: dict) -> str:
     true = f"true {info['true']}, " if info["true"] is not None else ""
-    return f"row {info['row']}: {true}pred {info['predicted']} ({info['probability']:.2f})\ntarget {info['target']}"
+    # The image as the user knows it: its file name, or its line in a CSV file; else its row in the data.
+    shown = info.get("name") or f"row {info['row']}"
+    return f"{shown}: {true}pred {info['predicted']} ({info['probability']:.2f})\ntarget {info['target']}"
 
 
 def attribution_figures(title: str, label: str, data_images, rows, shown, masks, per_image,
@@ -326,19 +328,27 @@ class Attribution:
         values = np.empty((len(rows), height, width), np.float32)
         per_image: dict[str, list] = {}
         notes: dict = {}
-        for start in range(0, len(rows), chunk):
-            part = slice(start, start + chunk)
-            out = self.attribute(engine, context.images(rows[part]), targets[part], options)
-            maps = out if isinstance(out, Maps) else Maps(np.asarray(out))
-            got = np.asarray(maps.values)
-            if got.shape != (len(rows[part]), height, width):
-                raise ValueError(f"attribute returned maps of shape {got.shape}, expected "
-                                 f"{(len(rows[part]), height, width)} (one map per image at the data's resolution)")
-            values[part] = got
-            for key, column in maps.per_image.items():
-                per_image.setdefault(key, []).append(np.asarray(column))
-            notes.update(maps.notes)
+        which = "" if model is None else " (randomised model)"
+        with context.progress.task(f"{self.name}: images{which}", total=len(rows)) as task:
+            for start in range(0, len(rows), chunk):
+                part = slice(start, start + chunk)
+                maps = self._chunk(engine, context.images(rows[part]), targets[part], options, (height, width))
+                values[part] = maps.values
+                for key, column in maps.per_image.items():
+                    per_image.setdefault(key, []).append(np.asarray(column))
+                notes.update(maps.notes)
+                task.advance(len(rows[part]))
         return Maps(values, {k: np.concatenate(v) for k, v in per_image.items()}, notes)
+
+    def _chunk(self, engine, images, targets, options, size: tuple[int, int]) -> Maps:
+        """``attribute`` on one chunk, its maps checked to be one per image at the data's resolution."""
+        out = self.attribute(engine, images, targets, options)
+        maps = out if isinstance(out, Maps) else Maps(np.asarray(out))
+        got = np.asarray(maps.values)
+        if got.shape != (len(images), *size):
+            raise ValueError(f"attribute returned maps of shape {got.shape}, expected {(len(images), *size)} (one "
+                             "map per image at the data's resolution)")
+        return Maps(got, maps.per_image, maps.notes)
 
     def explain(self, context, options):
         self.validate(context.info, options)

@@ -24,6 +24,11 @@ class Explainer(Protocol):
     An explainer that reads the maps of the run's attribution methods (``context.attributions``, as
     faithfulness does) sets the class attribute ``reads_attributions = True``: the planner then runs it after
     every attribution method of the run.
+
+    Where its results appear in ``index.html``: the class attribute ``report_group``, one of "accuracy",
+    "attributions", "faithfulness", "dataset" (views of a whole dataset) or "filters" (see
+    :func:`xai_fer.explain.plan.report_order`). Attribution methods and explainers that read attributions need
+    not set it; an explainer with none comes after every known group, by name.
     """
 
     name: str

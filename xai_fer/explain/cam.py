@@ -3,7 +3,7 @@ has a spatial extent), its checks, and the class-activation map from per-filter 
 
 from __future__ import annotations
 
-from xai_fer.errors import UserError
+from xai_fer.errors import UserError, did_you_mean
 from xai_fer.lazy import np
 
 from .images import upsample
@@ -32,10 +32,7 @@ def default_layer(model, info) -> str:
 
 def check_layer(info, name: str, who: str) -> None:
     if name not in info.conv_layers:
-        import difflib
-
-        close = difflib.get_close_matches(name, info.conv_layers, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        hint = did_you_mean(name, info.conv_layers, spell=str)
         raise UserError(f"{who}: {name!r} is not a conv layer of model {info.name!r}",
                         f"{hint}conv layers: {', '.join(info.conv_layers[-8:])}")
 

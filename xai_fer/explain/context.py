@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..models.adapt import InputAdapter
 from ..models.introspect import ModelInfo, logits_model, output_layer
 from . import backends
+from .progress import NoProgress, Progress
 
 
 @dataclass
@@ -35,6 +36,11 @@ class ExplainContext:
     plan: list = field(default_factory=list, repr=False)
     # How the input scaling was decided (xai_fer.models.scaling_choice.ScalingChoice); None when built by hand.
     scaling_choice: object = None
+    # Layers renamed in memory because TensorFlow refuses their names as name scopes: {old path: new name}.
+    renamed: dict = field(default_factory=dict)
+    # Where explainers report the progress of long loops (xai_fer.explain.progress): silent unless the caller
+    # installs a display (the CLI does on a terminal).
+    progress: Progress = field(default_factory=NoProgress, repr=False)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -122,7 +128,8 @@ class ExplainContext:
         return AttributionEngine(
             model=scores, probability_model=self.data_model(logits=False, model=model),
             score="logit" if logits else "probability", batch_size=batch_size or self.batch_size, seed=self.seed,
-            find_layer=lambda path: get_layer_path(root, path), root_model=root, info=self.info)
+            find_layer=lambda path: get_layer_path(root, path), root_model=root, info=self.info,
+            progress=self.progress)
 
     @cached_property
     def outputs_are_probabilities(self) -> bool:

@@ -14,13 +14,14 @@ land on the data's pixels whatever the model expects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xai_fer.lazy import np
 
 from . import backends
 from .gradients import compiled_for as _compiled
 from .gradients import input_gradients
+from .progress import NoProgress
 
 # The data's pixel scale (ExplainContext.images): noise levels and baselines are fractions of it.
 DATA_RANGE = (0.0, 255.0)
@@ -48,6 +49,9 @@ class AttributionEngine:
     find_layer: object = None  # (layer path) -> the layer object inside ``model``
     root_model: object = None  # the Keras model itself (its layers, as ``ModelInfo`` names them)
     info: object = None  # its ``ModelInfo``
+    # Where a method reports a long loop inside one chunk (``with engine.progress.task(...) as task``): the
+    # run's progress display (xai_fer.explain.progress), silent by default.
+    progress: object = field(default_factory=NoProgress)
 
     data_range: tuple[float, float] = DATA_RANGE
 

@@ -1,5 +1,8 @@
-"""``index.html``: one page with every figure and number of a run. It needs nothing outside the run
-directory (no scripts, no web fonts, inline CSS), so it opens the same from a disk, a zip or a web server."""
+"""``index.html``: one page with every figure and number of a run, in the order a reader needs them: the run
+(model, data, preprocessing and how it was chosen), accuracy and confusion, the image browser, attributions,
+faithfulness, dataset views, filters (the caller orders the sections: :func:`xai_fer.explain.plan.report_order`).
+It needs nothing outside the run directory (no CDN, no web fonts; the browser's script and sheets lie in the
+run's ``_browser/`` folder), so it opens the same from a disk, a zip or a web server."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import urllib.parse
 from ..atomic import json_default
 from ..data.photos import describe_preparation
 from ..display import visible
+from .browser import section_html
 
 # A JSON block longer than this (a summary with the details of thousands of images) is cut in the page: the
 # file beside it holds all of it, and the page stays quick to open.
@@ -79,8 +83,11 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]]) -> str:
-    """``sections``: (explainer name, figure file names relative to the run dir, summary)."""
+def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]], browser: str | None = None,
+                 browser_after: int = 0) -> str:
+    """``sections``: (explainer name, figure file names relative to the run dir, summary), in the order shown.
+    ``browser``: the folder (relative, ending in '/') of an image browser (:mod:`xai_fer.explain.browser`),
+    shown after the first ``browser_after`` sections."""
     model, data = manifest["model"], manifest["data"]
     overview = {
         "model": f"{model['path']} ({model['name']}, {model['parameters']:,} parameters)",
@@ -98,7 +105,10 @@ def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]]) ->
         parts.append("<h2>not run</h2>" + _table(manifest["skipped"]))
     if manifest.get("figures_left_out"):  # --max-figures: said where the figures would have been
         parts.append(f"<p><strong>Figures left out:</strong> {_text(manifest['figures_left_out']['note'])}</p>")
-    for name, figures, summary in sections:
+    parts.append(_contents([name for name, _, _ in sections], browser_after if browser else None))
+    for position, (name, figures, summary) in enumerate(sections):
+        if browser and position == browser_after:
+            parts.append(_browser_section(browser))
         parts.append(f'<h2 id="{_text(name)}">{_text(name)}</h2>')
         scalars = {k: v for k, v in summary.items() if _is_plain(v)}
         if scalars:
@@ -111,7 +121,28 @@ def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]]) ->
                          f"<figcaption>{_text(figure)}</figcaption></figure>")
         parts.append(f"<details><summary>all numbers ({_text(name)}/summary.json)</summary>"
                      f"{_json_block(summary, f'{name}/summary.json')}</details>")
-    parts.append(f"<h2>manifest</h2>{_json_block(manifest, 'manifest.json')}")
+    if browser and browser_after >= len(sections):
+        parts.append(_browser_section(browser))
+    # The anchor apart from the heading: "manifest" could be an explainer's name (its section's id).
+    parts.append(f'<span id="_manifest"></span><h2>manifest</h2>{_json_block(manifest, "manifest.json")}')
     body = "\n".join(parts)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>xai-fer run</title>'
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+
+_BROWSER_ID = "_browse"  # explainer names (the other sections' ids) start with a letter or a digit
+
+
+def _browser_section(folder: str) -> str:
+    return f'<h2 id="{_BROWSER_ID}">browse the images</h2>{section_html(html.escape(folder))}'
+
+
+def _contents(names: list[str], browser_at: int | None) -> str:
+    """Links to the sections in the order they come; ``browser_at``: the browser's place among them (None: no
+    browser)."""
+    links = [f'<a href="#{_text(name)}">{_text(name)}</a>' for name in names]
+    if browser_at is not None:
+        links.insert(min(browser_at, len(links)), f'<a href="#{_BROWSER_ID}">browse the images</a>')
+    links.append('<a href="#_manifest">manifest</a>')
+    return '<nav class="contents">' + " · ".join(links) + "</nav>"

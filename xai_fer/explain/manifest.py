@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import registry
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from .. import reference, registry
+from ..fingerprints import file_sha256
 
 
 def versions() -> dict:
@@ -45,7 +37,7 @@ def build_manifest(model_path, info, dataset, adapter, planned, seed, timings, s
                    scaling_choice=None) -> dict:
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"path": str(model_path), "sha256": file_sha256(Path(model_path)), **info.as_dict()},
+        "model": {"path": reference.shown(model_path), "sha256": file_sha256(Path(model_path)), **info.as_dict()},
         "data": {"source": dataset.source, "format": dataset.format, "split": dataset.split, "n": len(dataset),
                  "image_shape": list(dataset.images.shape[1:]), "labelled": dataset.labels is not None,
                  "pixel_scaling": dataset.pixel_scaling,  # how the stored pixels were put on the 0-255 scale

@@ -114,14 +114,17 @@ def _png(figure) -> str:
 
 def explain_model(model=None, data=None, explainers=None, options=None, preprocess: str = "auto",
                   split: str | None = None, labels=None, faces: bool = False, seed: int = 0,
-                  data_format: str | None = None, unsafe: bool = False) -> Explanation:
+                  data_format: str | None = None, unsafe: bool = False, preset: str | None = None,
+                  progress=False) -> Explanation:
     """Run explainers in memory and return an :class:`Explanation` that displays itself in Jupyter.
 
     ``model``: a loaded Keras model or a path (default: the bundled reference CNN). ``data``: a ``Dataset``,
     a path, several image files or a glob (default: the bundled sample); ``split``, ``labels``, ``faces`` and
     ``data_format`` as for :func:`xai_fer.data.load_dataset`. ``options``: explainer -> {key: value}, Python
     values or the command line's strings (``{"saliency": {"indices": [0, 1, 2]}}``). ``preprocess``: the
-    scaling the model expects, or ``auto`` to measure it (:mod:`xai_fer.models.scaling_choice`)."""
+    scaling the model expects, or ``auto`` to measure it (:mod:`xai_fer.models.scaling_choice`). ``preset``: named
+    options for what ``options`` leaves out (:mod:`xai_fer.explain.presets`, e.g. ``"quick"``). ``progress``:
+    True shows progress bars while the explainers run (silent by default), or see :func:`run_explainers`."""
     from .. import reference
     from ..data import Dataset, load_dataset
     from ..data.labels import attach_labels
@@ -137,5 +140,6 @@ def explain_model(model=None, data=None, explainers=None, options=None, preproce
         if labels is not None:
             data = attach_labels(data, labels)
         data = data.select_split(split)
-    artifacts, _, context, timings = run_explainers(model, data, explainers, options, preprocess, seed)
+    artifacts, _, context, timings = run_explainers(model, data, explainers, options, preprocess, seed, progress,
+                                                    preset=preset)
     return Explanation(artifacts, context, timings)

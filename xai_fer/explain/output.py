@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from .. import atomic
 from ..errors import UserError
+from .browser import BROWSER_FOLDER
 
 # Figures one explainer may write: a per-image option such as saliency.per_class=1e9 on FER2013 would
 # otherwise write 35,887 PNGs for hours. The arrays keep every result; --max-figures raises the limit.
@@ -90,7 +91,7 @@ def report_files(folder: Path) -> set[str] | None:
     for entry in listed:
         parts = PurePosixPath(entry).parts
         if (PurePosixPath(entry).is_absolute() or ".." in parts or not parts
-                or not (entry in _REPORT_FILES or (len(parts) > 1 and parts[0] in explainers))):
+                or not (entry in _REPORT_FILES or (len(parts) > 1 and parts[0] in (*explainers, BROWSER_FOLDER)))):
             return None
     return set(listed)
 
@@ -115,9 +116,10 @@ def _not_written_by_report(folder: Path, files: set[str]) -> list[str]:
 
 
 def write_report(target: Path, overwrite: bool, shown: Path, artifacts: dict, make_manifest, render,
-                 max_figures: int | None = MAX_FIGURES) -> dict:
-    """Write every artifact, the manifest (``make_manifest()``, completed with ``files`` and any figures left
-    out) and ``index.html`` (``render(manifest, sections)``) into a hidden staging folder beside ``target``,
+                 max_figures: int | None = MAX_FIGURES, write_extra=None) -> dict:
+    """Write every artifact, what ``write_extra(staging)`` writes (the image browser), the manifest
+    (``make_manifest()``, completed with ``files`` and any figures left out) and ``index.html``
+    (``render(manifest, sections)``) into a hidden staging folder beside ``target``,
     then move it into place. A failure of the disk (full, too large a file, read-only) is one line; on any
     failure or interruption the staging folder and the parents made for it are removed. Returns the manifest."""
     check_max_figures(max_figures)
@@ -134,6 +136,8 @@ def write_report(target: Path, overwrite: bool, shown: Path, artifacts: dict, ma
                 left_out[name] = {"written": len(figures), "made": len(artifact.figures)}
             sections.append((name, figures, artifact.summary))
             artifact.close()
+        if write_extra is not None:
+            write_extra(staging)
         manifest = make_manifest()
         if left_out:
             manifest["figures_left_out"] = {"max_figures": max_figures, "explainers": left_out,

@@ -3,6 +3,7 @@ all results into a directory that appears complete or not at all."""
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from ..models.introspect import RENAMED_WHY, inspect_model, make_scope_safe
 from ..models.loading import load_model
 from ..models.scaling_choice import ScalingWarning, choose_scaling
 from .artifact import Artifact
+from .browser import BROWSER_FOLDER, context_inputs, write_browser
 from .context import ExplainContext
 from .html import render_index
 from .manifest import build_manifest
 from .output import MAX_FIGURES, check_max_figures, prepare_output, write_report
-from .plan import check_against_context, plan_explainers, validate_against_model
+from .plan import check_against_context, plan_explainers, report_group, report_order, validate_against_model
+from .progress import as_progress
 
 
 @dataclass
@@ -34,6 +37,9 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
     """The shared context for a loaded model and dataset (the Python API's entry point). A ``Dataset`` made in
     Python gets its pixels put on the 0-255 scale, as ``load_dataset`` does (``Dataset.put_on_255_scale``)."""
     dataset.put_on_255_scale()
+    # Names legal in Keras that TensorFlow refuses as name scopes ("conv a [1]") would fail every compiled
+    # gradient: renamed in memory (the context and the manifest say so), in the API as on the command line.
+    renamed = make_scope_safe(model)
     info = inspect_model(model)
     adapter = InputAdapter.for_model(resolve_scaling(preprocess, info.scales_its_input),
                                      tuple(dataset.images.shape[1:]), info.input_shape)
@@ -44,7 +50,7 @@ def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch
         warnings.warn(choice.warning, ScalingWarning, stacklevel=2)
     adapter = InputAdapter.for_model(choice.scaling, tuple(dataset.images.shape[1:]), info.input_shape)
     context = ExplainContext(model=model, info=info, dataset=dataset, adapter=adapter, seed=seed,
-                             batch_size=batch_size, scaling_choice=choice)
+                             batch_size=batch_size, scaling_choice=choice, renamed=renamed)
     if probabilities is not None:  # the search saw every image with this scaling: no second pass over them
         context.__dict__["probabilities"] = probabilities
     return context
@@ -65,18 +71,21 @@ def _check_open_size(model, info, adapter, dataset) -> None:
                         f"{reason(exc)}", "use larger images, or the size the model was trained on") from None
 
 
-def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None):
+def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None,
+                   preset=None, planned=None):
     """Run explainers in memory (nothing is written); returns ``(artifacts, planned, context, timings)``:
     {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
-    ``ExplainContext`` and {name: seconds}.
+    ``ExplainContext`` and {name: seconds}. ``planned``: what :func:`plan_explainers` made of ``explainers`` and
+    ``options`` when the caller planned them already.
 
     ``options`` maps explainer name -> {key: value}, the value a Python value or the command line's string,
-    e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}.
+    e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}. ``preset``: a named set of
+    options (:mod:`xai_fer.explain.presets`, e.g. "quick") for what ``options`` leaves out.
     """
     import keras
 
     check_seed(seed)
-    planned = plan_explainers(explainers, options)
+    planned = plan_explainers(explainers, options, preset) if planned is None else planned
     context = build_context(model, dataset, preprocess, seed)
     context.plan = planned
     if not explainers:
@@ -87,21 +96,26 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
         validate_against_model(planned, context.info)
         check_against_context(planned, context)
     artifacts, timings = {}, {}
-    for item in planned:
-        if progress:
-            progress(item.name)
-        keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
-        started = time.perf_counter()
-        artifact = registry.guarded("explainers", item.name, "explain", item.explainer.explain, context,
-                                    item.options)
-        if not isinstance(artifact, Artifact):
-            raise UserError(f"explainer {item.name!r} returned {type(artifact).__name__}, not an Artifact",
-                            registry.BROKEN_PLUGIN_HINT)
-        # Names, arrays and the summary as they are now (they may change after the Artifact was made).
-        registry.guarded("explainers", item.name, "its result", artifact.check_contents)
-        artifacts[item.name] = artifact
-        timings[item.name] = round(time.perf_counter() - started, 3)
+    with as_progress(progress) as shown:
+        context.progress = shown
+        for item in planned:
+            keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
+            started = time.perf_counter()
+            with shown.task(item.name):
+                artifact = registry.guarded("explainers", item.name, "explain", item.explainer.explain, context,
+                                            item.options)
+            artifacts[item.name] = _checked(item.name, artifact)
+            timings[item.name] = round(time.perf_counter() - started, 3)
     return artifacts, planned, context, timings
+
+
+def _checked(name: str, artifact) -> Artifact:
+    if not isinstance(artifact, Artifact):
+        raise UserError(f"explainer {name!r} returned {type(artifact).__name__}, not an Artifact",
+                        registry.BROKEN_PLUGIN_HINT)
+    # Names, arrays and the summary as they are now (they may change after the Artifact was made).
+    registry.guarded("explainers", name, "its result", artifact.check_contents)
+    return artifact
 
 
 def _applicable(planned, context, asked: set[str]) -> list:
@@ -148,40 +162,49 @@ def run_explain(
     labels: str | Path | None = None,
     faces: bool = False,
     max_figures: int | None = MAX_FIGURES,
+    command: str | None = None,
+    preset: str | None = None,
 ) -> ExplainRun:
     """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample.
     ``data``: a path, or several image files (a list, or a glob); ``labels`` and ``faces`` as for
     :func:`xai_fer.data.load_dataset`. ``max_figures``: at most this many figures per explainer (None: all);
-    the arrays keep every result and the manifest says what was left out."""
+    the arrays keep every result and the manifest says what was left out. ``progress`` and ``preset`` as for
+    :func:`run_explainers` (the CLI passes :func:`xai_fer.explain.progress.progress_for`). ``command``: the
+    command line that asked for the run (the CLI passes it), recorded in the manifest."""
     import matplotlib
 
     matplotlib.use("Agg")
     out_dir = Path(out_dir)
     check_seed(seed)
     check_max_figures(max_figures)
-    plan_explainers(explainers, options)  # names and option values fail fast, before anything loads
-    model_path = Path(model_path) if model_path else reference.model_path("cnn")
-    data = data if data else reference.sample_path()
+    planned = plan_explainers(explainers, options, preset)  # names and option values fail fast, before anything loads
+    model_path = Path(reference.resolve(model_path)) if model_path else reference.model_path("cnn")
+    data = reference.resolve(data) if data else reference.sample_path()
     sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
     target = prepare_output(out_dir, overwrite, inputs=(model_path, *sources))
     model = load_model(model_path, unsafe=unsafe)
-    # Names legal in Keras that TensorFlow refuses as name scopes ("conv a [1]") would fail every compiled
-    # gradient: renamed in memory, and the manifest says so.
-    renamed = make_scope_safe(model)
     dataset = load_dataset(data, split=split, format=data_format, labels=labels, faces=faces,
                            allow_mixed_splits=False)
     with atomic.stop_signals_as_interrupt():
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
         artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
-                                                              progress)
+                                                              progress, preset, planned)
 
         def make_manifest():
             manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,
                                       context.skipped, context.scaling_choice)
-            if renamed:
-                manifest["model"]["renamed"] = {"names": renamed, "why": RENAMED_WHY}
+            manifest["command"] = command
+            manifest["preset"] = preset
+            if context.renamed:
+                manifest["model"]["renamed"] = {"names": context.renamed, "why": RENAMED_WHY}
             return manifest
 
-        manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render_index, max_figures)
+        ordered = report_order(planned)  # the run, accuracy, attributions, faithfulness, ... (issue 17)
+        artifacts = {item.name: artifacts[item.name] for item in ordered}
+        before_browser = sum(report_group(item) == "accuracy" for item in ordered)
+        render = functools.partial(render_index, browser=f"{BROWSER_FOLDER}/", browser_after=before_browser)
+        manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render, max_figures,
+                                write_extra=lambda staging: write_browser(staging / BROWSER_FOLDER,
+                                                                          **context_inputs(context)))
     return ExplainRun(out_dir=out_dir, manifest=manifest, artifacts=artifacts)

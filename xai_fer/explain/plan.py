@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .. import registry
 from ..errors import UserError
 from ..options import parse_options
+from .presets import preset_options
 
 
 @dataclass
@@ -27,15 +28,19 @@ def split_option_pairs(pairs: dict[str, str]) -> dict[str, dict[str, str]]:
     return grouped
 
 
-def plan_explainers(names: list[str] | None, options: dict[str, dict[str, str]] | None) -> list[PlannedExplainer]:
-    """Every explainer resolved (closest name suggested) and every option parsed and validated."""
+def plan_explainers(names: list[str] | None, options: dict[str, dict[str, str]] | None,
+                    preset: str | None = None) -> list[PlannedExplainer]:
+    """Every explainer resolved (closest name suggested) and every option parsed and validated; a ``preset``
+    (:mod:`xai_fer.explain.presets`) fills in the options not given."""
     options = options or {}
     available = registry.explainers()
     chosen = list(dict.fromkeys(names)) if names else list(available)
+    explainers = {name: registry.lookup("explainers", name) for name in chosen}
+    defaults = preset_options(preset, explainers)
     planned = []
-    for name in chosen:
-        explainer = registry.lookup("explainers", name)
-        planned.append(PlannedExplainer(name, explainer, parse_options(explainer.Options, options.get(name, {}), name)))
+    for name, explainer in explainers.items():
+        values = {**defaults.get(name, {}), **options.get(name, {})}
+        planned.append(PlannedExplainer(name, explainer, parse_options(explainer.Options, values, name)))
     for name in options:
         if name not in chosen:
             registry.lookup("explainers", name)  # an unknown name fails with a suggestion
@@ -74,3 +79,43 @@ def check_against_context(planned: list[PlannedExplainer], context) -> None:
         check = getattr(item.explainer, "check", None)
         if check is not None:
             registry.guarded("explainers", item.name, "check", check, context, item.options)
+
+
+# The order a report reads in (issue 17): the run itself comes first (index.html's header), then these kinds of
+# explainer, then any explainer of no known kind (a third party's), by name.
+REPORT_GROUPS = ("accuracy", "attributions", "faithfulness", "dataset", "filters")
+# Built-in explainers that declare no ``report_group`` of their own; anything else declares one or is known by
+# its kind (an Attribution subclass, an explainer that reads the attributions).
+_BUILT_IN_GROUPS = {"confusion": "accuracy", "activation-max": "filters"}
+
+
+def report_group(item: PlannedExplainer) -> str | None:
+    """The report section an explainer belongs to: its declared ``report_group`` (one of REPORT_GROUPS), else
+    its kind; None for an explainer of no known kind."""
+    from .attribution import Attribution
+
+    explainer = item.explainer
+    declared = getattr(explainer, "report_group", None)
+    if declared in REPORT_GROUPS:
+        return declared
+    if isinstance(explainer, Attribution):
+        return "attributions"
+    if getattr(explainer, "reads_attributions", False):
+        return "faithfulness"
+    if type(explainer).__module__.split(".")[0] == "xai_fer_plugins":
+        return _BUILT_IN_GROUPS.get(item.name)
+    return None
+
+
+def report_order(planned: list[PlannedExplainer]) -> list[PlannedExplainer]:
+    """``planned`` in the order the report shows them: by REPORT_GROUPS, the built-in ones of a group first (in
+    plan order), then third parties'; explainers of no known kind last, by name."""
+    def key(numbered):
+        position, item = numbered
+        group = report_group(item)
+        if group is None:
+            return (len(REPORT_GROUPS), 1, 0, item.name)
+        built_in = type(item.explainer).__module__.split(".")[0] == "xai_fer_plugins"
+        return (REPORT_GROUPS.index(group), 0 if built_in else 1, position, "")
+
+    return [item for _, item in sorted(enumerate(planned), key=key)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, reason
 from ..safe_files import check_keras_archive, check_kind
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -72,16 +72,16 @@ def load_model(path: str | Path, unsafe: bool = False):
     """Load a model file for inference. ``safe_mode`` stays on unless ``unsafe``: no code from the file runs."""
     import keras
 
-    from .. import registry
+    from .. import reference, registry
 
-    path = check_model_file(Path(path))
+    path = check_model_file(Path(reference.resolve(path)))  # bundled:cnn
     registry.get_manager()  # plugins first: a plugin's custom layers register themselves when it is imported
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except MemoryError:
         raise UserError(f"not enough memory to load {path}", "free memory, or use a smaller model") from None
     except Exception as exc:  # Keras raises many types; the user needs one line either way
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = reason(exc)
         missing = _missing_class(str(exc))
         if missing and missing[0] == "function":
             # A named function (a Lambda's, an activation) is stored by name only: --unsafe cannot bring it back.

@@ -35,3 +35,38 @@ def sample_path() -> Path:
     if not SAMPLE.exists():
         raise UserError("the bundled PrivateTest sample is not installed", "pass --data, or reinstall xai-fer")
     return SAMPLE
+
+
+# Bundled files are named as such in every output ("bundled:cnn"), not by a site-packages path that differs
+# from one install to the next; the same names are accepted wherever a model or data path is.
+BUNDLED = "bundled:"
+
+
+def _bundled_files() -> dict[str, Path]:
+    return {**MODELS, "sample": SAMPLE}
+
+
+def resolve(source):
+    """The file behind ``bundled:NAME`` (``bundled:cnn``, ``bundled:dnn``, ``bundled:sample``); anything else as
+    it is."""
+    if not isinstance(source, (str, Path)) or not str(source).startswith(BUNDLED):
+        return source
+    name = str(source)[len(BUNDLED):]
+    if name == "sample":
+        return sample_path()
+    if name not in MODELS:
+        raise UserError(f"{source!s} is not a bundled file", "bundled files: "
+                        + ", ".join(BUNDLED + known for known in _bundled_files()))
+    return model_path(name)
+
+
+def shown(source) -> str:
+    """How outputs name a model or data source: ``bundled:NAME`` for a bundled file, else the path given."""
+    try:
+        resolved = Path(source).resolve()
+    except (OSError, TypeError, ValueError):  # a list of photos, an odd name: shown as given
+        return str(source)
+    for name, path in _bundled_files().items():
+        if resolved == path:
+            return BUNDLED + name
+    return str(source)

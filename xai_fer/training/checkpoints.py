@@ -8,8 +8,6 @@ under a hidden temporary name and renamed into place (so no visible ``.keras`` i
 previous consistent state in charge. Files it no longer names are deleted afterwards, and leftovers of a
 killed run (temporary files, files written after the last ``state.json``) are cleaned up on ``--resume``.
 
-Runs written before best models were numbered have ``best.keras`` and no ``"best"`` key; both are still read.
-
 A run folder is untrusted input (it may come from another machine, or have been edited): every file name that
 ``state.json`` gives must be one this store writes (``epoch-NNN.keras`` ...), a bare name in ``checkpoints/``
 that does not lead outside the run through a link, or the run is refused in one line. So nothing outside
@@ -28,20 +26,19 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic
-from ..errors import UserError
+from ..errors import UserError, reason
 from ..limits import CONFIG_BYTES, MODEL_BYTES
 from ..safe_files import check_npz
 from .averaging import WeightAverage
 
-LEGACY_BEST = "best.keras"
 _OURS = re.compile(r"^((epoch|best)-\d+\.keras|average-\d+\.npz)$")
 # What each name in state.json may be: a file of this run, by the pattern it is written under.
-_NAMES = {"checkpoint": re.compile(r"^epoch-\d+\.keras$"), "best": re.compile(r"^best(-\d+)?\.keras$"),
+_NAMES = {"checkpoint": re.compile(r"^epoch-\d+\.keras$"), "best": re.compile(r"^best-\d+\.keras$"),
           "average": re.compile(r"^average-\d+\.npz$")}
 # The types every state.json written by save() has (None allowed where save() writes None).
 _TYPES = {"epoch": int, "best_epoch": (int, type(None)), "best_val_loss": (int, float), "history": dict,
           "config": dict, "model_options": dict, "model": str}
-_REQUIRED = ("epoch", "best_val_loss", "history", "config")
+_REQUIRED = ("epoch", "best_val_loss", "history", "config", "model")
 _TAMPERED = "the run's state was edited or damaged: restore an intact copy of the run, or start a new one"
 
 
@@ -102,9 +99,11 @@ class CheckpointStore:
 
     @property
     def best_path(self) -> Path:
-        """The best model named by the current state (``best.keras`` in runs of earlier versions)."""
-        state = self.read_state() if self.exists() else {}
-        return self.member(state.get("best") or LEGACY_BEST, "the best epoch's model")
+        """The best model named by the current state."""
+        name = self.read_state().get("best") if self.exists() else None
+        if name is None:
+            raise UserError(f"{self.state_path} names no best epoch's model", _TAMPERED)
+        return self.member(name, "the best epoch's model")
 
     def lock(self) -> None:
         """Hold an exclusive lock on this run until the process exits (the kernel drops it on any death, even
@@ -140,7 +139,7 @@ class CheckpointStore:
             return []
         self.check_inside(self.dir, "the run's checkpoints")  # a link to another folder: delete nothing there
         state = self.read_state() if self.exists() else {}
-        keep = {state.get("checkpoint"), state.get("best", LEGACY_BEST), state.get("average")}
+        keep = {state.get("checkpoint"), state.get("best"), state.get("average")}
         removed = []
         for path in self.dir.iterdir():
             stale_temp = path.name.startswith(".") and ".tmp-" in path.name
@@ -174,7 +173,7 @@ class CheckpointStore:
         if val_loss < state["best_val_loss"]:
             best = f"best-{epoch:03d}.keras"
             atomic.save_keras(base_model, self.dir / best)
-            stale.append(state.get("best", LEGACY_BEST))
+            stale.append(state.get("best"))
             state.update(best_val_loss=float(val_loss), best_epoch=epoch, best=best)
         checkpoint = f"epoch-{epoch:03d}.keras"
         atomic.save_keras(train_model, self.dir / checkpoint)
@@ -189,6 +188,41 @@ class CheckpointStore:
         for name in stale:
             if name and name not in (checkpoint, state.get("best"), state.get("average")):
                 (self.dir / name).unlink(missing_ok=True)
+
+
+def check_run_folder(out_dir: Path, resume: bool) -> CheckpointStore:
+    """Refuse an ``--out`` that cannot take this run (cheap: the CLI calls it before reading the data)."""
+    out_dir = Path(out_dir)
+    atomic.check_path_length(out_dir)  # first: a name too long cannot even be looked up
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
+    store = CheckpointStore(out_dir)
+    if resume and not store.exists():
+        raise UserError(f"no interrupted run in {out_dir} (no checkpoints/state.json) to resume or finish",
+                        "start the run without --resume / --finish, or point --out at the run's folder")
+    if not resume and (store.exists() or (out_dir / "model.keras").exists()):
+        raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
+    # Before the data is read and the epochs run: a read-only, immutable or special place fails now, in one line.
+    atomic.check_writable(store.dir if store.dir.is_dir() else out_dir)
+    return store
+
+
+def load_checkpoint(path: Path, what: str, hint: str, compile: bool = False):
+    import keras
+
+    from ..models.loading import check_model_file
+
+    if not path.is_file():
+        raise UserError(f"{path} ({what}) is missing", hint)
+    try:  # a run's files are untrusted input: sizes and HDF5 links first, as for any model
+        check_model_file(path)
+    except UserError as exc:
+        why = exc.message.removeprefix(str(path)).lstrip(": ").removeprefix("is ")
+        raise UserError(f"{path} ({what}) cannot be read: {why}", hint) from None
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as exc:  # a truncated or foreign file: Keras' message runs over many lines
+        raise UserError(f"{path} ({what}) cannot be read: {type(exc).__name__}: {reason(exc)[:200]}", hint) from exc
 
 
 def _type_name(kind) -> str:

@@ -3,10 +3,12 @@ on a machine without GPUs: ``XAI_FER_CPU_DEVICES=2`` gives MirroredStrategy two 
 
 TensorFlow fixes its logical devices when its runtime starts (the first device query or op), so the split must
 happen before that: ``configure_cpu_devices()`` is cheap and imports TensorFlow only when the variable is set.
+Also here: the ``--strategy`` a run trains under, and the seeding (and determinism) it trains with.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from ..errors import UserError
@@ -58,3 +60,45 @@ def configure_cpu_devices() -> None:
 
     if keras.backend.backend() == "tensorflow":
         split_cpu(count)
+
+
+def distribution_strategy(strategy: str | None):
+    """None (Keras' default placement) or a ``tf.distribute`` strategy for ``--strategy``."""
+    if strategy in (None, "none", ""):
+        return None
+    if strategy != "mirrored":
+        raise UserError(f"unknown strategy {strategy!r}", "use 'mirrored' or leave it out")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise UserError("--strategy mirrored needs the TensorFlow backend", "unset KERAS_BACKEND")
+    configure_cpu_devices()  # XAI_FER_CPU_DEVICES=N: N CPU replicas where there is no GPU
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy()
+
+
+@contextlib.contextmanager
+def seeded(config, deterministic: bool):
+    """Seed Keras (Python, NumPy and backend generators); with ``deterministic`` also make TensorFlow's ops
+    deterministic for the duration of the run (a process-wide switch, restored afterwards)."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    if not (deterministic and keras.backend.backend() == "tensorflow"):
+        yield
+        return
+    import tensorflow as tf
+
+    try:  # TensorFlow exports only the switch on; the query and the switch off live in its config module
+        from tensorflow.python.framework import config as tf_config
+
+        restore = not tf_config.is_op_determinism_enabled() and tf_config.disable_op_determinism
+    except (ImportError, AttributeError):
+        restore = None
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if restore:
+            restore()

@@ -42,7 +42,7 @@ def resolved(paths) -> tuple[str, ...]:
 
 def teacher_record(paths) -> list[dict]:
     """Path and sha256 of each teacher: kept with the run, so a resumed run can refuse teachers that changed."""
-    from ..explain.manifest import file_sha256
+    from ..fingerprints import file_sha256
 
     return [{"path": str(path), "sha256": file_sha256(path)} for path in check_teachers(paths)]
 
@@ -61,21 +61,18 @@ def distillation_targets(paths, x_train: np.ndarray, y_train: np.ndarray, class_
     """(targets, summary): ``(1 - weight) * one_hot(y_train) + weight * teachers' mean probabilities``, and what
     the teachers scored on the training images (their accuracy alone and together)."""
     from ..data import Dataset
-    from ..evaluation import predict_probabilities
-    from ..explain.pipeline import build_context
+    from ..evaluation import mirror_averaged_probabilities, seen_from_data
     from ..models.loading import load_model
 
     num_classes = len(class_names)
     dataset = Dataset(images=x_train, labels=y_train, class_names=tuple(class_names), source=source)
     total, accuracies = np.zeros((len(x_train), num_classes), np.float64), []
     for path in check_teachers(paths):
-        context = build_context(load_model(path), dataset)
+        context = seen_from_data(load_model(path), dataset)
         if context.info.num_classes != num_classes:
             raise UserError(f"teacher {path} has {context.info.num_classes} classes but the data has "
                             f"{num_classes}", "teach with models trained on the same classes")
-        # The mirrored view is taken in data space, in front of the input adapter (see evaluation.evaluate_model).
-        probabilities = predict_probabilities(context.data_model(), context.images(), batch_size=context.batch_size,
-                                              tta_flip=True)
+        probabilities = mirror_averaged_probabilities(context)
         accuracies.append(float((probabilities.argmax(axis=1) == y_train).mean()))
         total += probabilities
     mean = total / len(accuracies)

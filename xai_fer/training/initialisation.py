@@ -37,7 +37,7 @@ def check_init_from(init_from: str | Path | None, resume: bool) -> Path | None:
 
 
 def load_donor(source: Path) -> Donor:
-    from ..explain.manifest import file_sha256
+    from ..fingerprints import file_sha256
     from ..models.loading import load_model
 
     record = {"path": str(source), "sha256": file_sha256(source)}  # hashed first: the bytes that get loaded

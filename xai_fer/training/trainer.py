@@ -1,36 +1,37 @@
 """``xai-fer train``: build a registered architecture, fit it with the chosen protocol, keep the best
-validation-loss weights, and write the model, history, curves and test metrics."""
+validation-loss weights, and write the model, history, curves and test metrics.
+
+:func:`train` resolves its arguments (and, for ``--resume`` and ``--finish``, the run's ``state.json``) into a
+:class:`TrainRun`; :func:`_train` then runs the steps on it: the training data, the models, the epochs, the best
+model, and the files of a finished run."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import errno
-import hashlib
-import os
-import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, atomic, registry
-from ..data import MIXED_TEST, SPLITS, Dataset
+from .. import atomic, registry
+from ..data import Dataset
 from ..errors import UserError
-from ..evaluation import evaluate_arrays
 from ..options import build_options
-from .augmentation import build_augmentation
 from .averaging import WeightAverage, average_if_better, averaging_epochs, weights_from
-from .checkpoints import CheckpointStore
+from .building import build_training_model, compile_under_jax
+from .checkpoints import CheckpointStore, check_run_folder, load_checkpoint
 from .config import AFTER_TRAINING, TrainConfig
 from .data import split_for_training
-from .devices import configure_cpu_devices
+from .devices import distribution_strategy, seeded
 from .distillation import check_same_teachers, distillation_targets, teacher_record
 from .distillation import resolved as resolved_teachers
 from .initialisation import chain_history, check_init_from, copy_into, load_donor
 from .recalibration import recalibrate_if_better
+from .record import check_same_data, data_fingerprint, environment, metrics_block, split_metrics, splits_note
 from .report import write_curves, write_history
 
 
@@ -41,129 +42,54 @@ class TrainResult:
     epochs_run: int
 
 
-def _optimizer(config: TrainConfig, steps_per_epoch: int):
-    import keras
+@dataclass
+class TrainRun:
+    """One training run, as the steps read it: what :func:`train` resolved from its arguments and, for a
+    resumed or finished run, from the run's ``state.json``."""
 
-    lr = config.learning_rate
-    if config.schedule == "cosine":
-        warmup = config.warmup_epochs * steps_per_epoch
-        total = config.epochs * steps_per_epoch
-        lr = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0 if warmup else config.learning_rate,
-            decay_steps=max(1, total - warmup),
-            warmup_target=config.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
-    if config.weight_decay > 0:
-        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(learning_rate=lr)
-
-
-def build_training_model(plugin, input_shape, num_classes: int, options, config: TrainConfig, steps_per_epoch: int):
-    """(training model, base model): the plugin's architecture behind the augmentation layers, compiled with the
-    configured optimizer, schedule and loss; the base model is what gets saved and evaluated."""
-    import keras
-
-    base = registry.guarded("models", plugin.name, "build", plugin.build, tuple(input_shape), num_classes, options)
-    check_architecture(base, plugin.name, tuple(input_shape), num_classes)
-    augmentation = build_augmentation(config)
-    layers = [keras.Input(tuple(input_shape)), *([augmentation] if augmentation is not None else []), base]
-    train_model = keras.Sequential(layers, name="training")
-    train_model.compile(
-        optimizer=_optimizer(config, steps_per_epoch),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-        steps_per_execution=config.steps_per_execution,
-    )
-    compile_under_jax(train_model)
-    return train_model, base
+    plugin: object  # the registered architecture
+    model_name: str
+    dataset: Dataset
+    out_dir: Path
+    store: CheckpointStore
+    config: TrainConfig
+    options: object  # the architecture's Options, parsed
+    strategy: object = None  # a tf.distribute strategy, or None for Keras' default placement
+    progress: bool = True
+    command: str | None = None  # the command that started the run
+    callbacks: list = field(default_factory=list)  # extra Keras callbacks, after the checkpointing and progress ones
+    state: dict | None = None  # the interrupted run's state (--resume, --finish); None for a new run
+    finish: bool = False
+    finish_command: str | None = None
+    init_from: Path | None = None
+    changed: dict | None = None  # settings --resume / --finish changed (AFTER_TRAINING), over all resumes
+    resume_commands: list = field(default_factory=list)  # each --resume that trained further, in order
 
 
-def check_architecture(base, name: str, input_shape: tuple, num_classes: int) -> None:
-    """What ``xai-fer train`` relies on in a model plugin's network, refused in one line naming the plugin: a
-    Keras model for the asked input shape, ending in a softmax over the classes (the loss fits probabilities)
-    and scaling its own 0-255 input (what it is trained on, and what ``explain`` then feeds it)."""
-    import keras
+@dataclass
+class TrainingData:
+    """The images a run trains and validates on, and the targets it fits."""
 
-    from ..models.introspect import inspect_model
-
-    where = f"model plugin {name!r}"
-    if not isinstance(base, keras.Model):
-        raise UserError(f"{where}: build() returned {type(base).__name__}, not a keras.Model",
-                        registry.BROKEN_PLUGIN_HINT)
-    if not base.built:  # a Sequential without an Input, as training will build it behind its own Input
-        base.build((None, *input_shape))
-    info = inspect_model(base)
-    if info.input_shape != tuple(input_shape) or info.num_classes != num_classes:
-        raise UserError(f"{where}: build() made a network from {info.input_shape} to {info.num_classes} classes "
-                        f"when asked for {tuple(input_shape)} to {num_classes}",
-                        "build for the input_shape and num_classes given; " + registry.BROKEN_PLUGIN_HINT)
-    if info.output_activation != "softmax":
-        raise UserError(f"{where}: the network ends in {info.output_activation}, not a softmax, and training fits "
-                        "class probabilities", "end build() with a softmax, e.g. Dense(num_classes, "
-                        "activation='softmax')")
-    if not info.scales_its_input:
-        raise UserError(f"{where}: the network does not scale its input, and it is trained on 0-255 pixels "
-                        "(explain would feed it pixels / 255)", "start build() with keras.layers.Rescaling(1 / 255)")
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    fingerprint: dict  # what --resume and --finish check the data against (record.data_fingerprint)
+    steps_per_epoch: int
+    targets: np.ndarray | None = None  # distillation's mixed targets; None: the one-hot labels
+    distillation: dict | None = None  # the teachers and what they scored on the training images
 
 
-def compile_under_jax(train_model) -> None:
-    """Under JAX, make Keras compile the train step with XLA even though the model holds RandomRotation,
-    RandomTranslation or RandomZoom.
+@dataclass
+class Fitting:
+    """The models being trained and what the epochs record as they run."""
 
-    Those layers declare ``supports_jit = False`` because TensorFlow cannot XLA-compile their image transform,
-    and Keras then runs the whole JAX train step eagerly, op by op: on an H100 one CNN epoch took over 90 s and a
-    run with the affine layers finished no epoch in 8 minutes. JAX compiles these layers without trouble. The
-    flag is not saved with a model, so a resumed run calls this again."""
-    import keras
-
-    if keras.backend.backend() != "jax":
-        return
-    for layer in train_model._flatten_layers():
-        layer.supports_jit = True
-    train_model.jit_compile = True
-
-
-def _distribution_strategy(strategy: str | None):
-    """None (Keras' default placement) or a ``tf.distribute`` strategy for ``--strategy``."""
-    if strategy in (None, "none", ""):
-        return None
-    if strategy != "mirrored":
-        raise UserError(f"unknown strategy {strategy!r}", "use 'mirrored' or leave it out")
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        raise UserError("--strategy mirrored needs the TensorFlow backend", "unset KERAS_BACKEND")
-    configure_cpu_devices()  # XAI_FER_CPU_DEVICES=N: N CPU replicas where there is no GPU
-    import tensorflow as tf
-
-    return tf.distribute.MirroredStrategy()
-
-
-@contextlib.contextmanager
-def _seeded(config: TrainConfig, deterministic: bool):
-    """Seed Keras (Python, NumPy and backend generators); with ``deterministic`` also make TensorFlow's ops
-    deterministic for the duration of the run (a process-wide switch, restored afterwards)."""
-    import keras
-
-    keras.utils.set_random_seed(config.seed)
-    if not (deterministic and keras.backend.backend() == "tensorflow"):
-        yield
-        return
-    import tensorflow as tf
-
-    try:  # TensorFlow exports only the switch on; the query and the switch off live in its config module
-        from tensorflow.python.framework import config as tf_config
-
-        restore = not tf_config.is_op_determinism_enabled() and tf_config.disable_op_determinism
-    except (ImportError, AttributeError):
-        restore = None
-    tf.config.experimental.enable_op_determinism()
-    try:
-        yield
-    finally:
-        if restore:
-            restore()
+    train_model: object  # None when a finished run only needs its best checkpoint
+    base: object  # the architecture inside the training model: what is saved and evaluated
+    history: dict
+    initial_epoch: int
+    initialisation: dict | None  # where --init-from weights came from (initialisation.py)
+    average: WeightAverage
 
 
 def train(
@@ -198,7 +124,6 @@ def train(
     init_from = check_init_from(init_from, resume)
     if not resume and config.teachers:
         config = dataclasses.replace(config, teachers=resolved_teachers(config.teachers))
-    changed, resume_commands = None, []
     out_dir = Path(out_dir)
     plugin = registry.lookup("models", model_name)
     store = check_run_folder(out_dir, resume)
@@ -206,32 +131,16 @@ def train(
     store.lock()
     try:
         check_run_folder(out_dir, resume)  # again, now that no other process can be starting a run there
-        state, finish_command = None, None
+        settings = {"config": config, "model_options": model_options, "command": command}
         if resume:
-            store.clean()
-            state = store.read_state()
-            if state.get("model", model_name) != model_name:
-                raise UserError(f"{out_dir} holds a run of {state['model']!r}, not {model_name!r}",
-                                f"resume it as `xai-fer train {state['model']} --resume ...`")
-            # The run continues with the settings it started with, except those that act after the last epoch
-            # (``after_training``): the trained weights do not depend on them. What changed is recorded.
-            requested = _after_training(after_training)
-            before = build_options(TrainConfig, state["config"], "train")
-            # Only real changes, added to those of earlier resumes (kept in state.json), so the record and the
-            # commands reproduce the run.
-            changed = {**(state.get("changed_after_training") or {}),
-                       **{key: value for key, value in requested.items() if getattr(before, key) != value}}
-            config = build_options(TrainConfig, {**state["config"], **requested}, "train")
-            model_options = state["model_options"]
-            finish_command = command if finish else None
-            resume_commands = [*(state.get("resume_commands") or []), *([] if finish or not command else [command])]
-            command = state.get("command") or command
-        options = build_options(plugin.Options, dict(model_options or {}), model_name)
-        distribution = _distribution_strategy(strategy)  # first: it may split the CPU before TensorFlow starts
-        with _seeded(config, deterministic):
-            return _train(plugin, model_name, dataset, out_dir, store, state, config, options, distribution,
-                          progress, command, list(callbacks or []), finish, finish_command, init_from, changed,
-                          resume_commands)
+            settings = _continued(store, out_dir, model_name, after_training, command, finish)
+        options = build_options(plugin.Options, dict(settings.pop("model_options") or {}), model_name)
+        distribution = distribution_strategy(strategy)  # first: it may split the CPU before TensorFlow starts
+        run = TrainRun(plugin=plugin, model_name=model_name, dataset=dataset, out_dir=out_dir, store=store,
+                       options=options, strategy=distribution, progress=progress, callbacks=list(callbacks or []),
+                       finish=finish, init_from=init_from, **settings)
+        with seeded(run.config, deterministic):
+            return _train(run)
     except BaseException as exc:
         # A new run that stops before its first checkpoint (a refused --init-from model, Ctrl-C in the first
         # epoch) has nothing worth keeping: leave no folder behind that would block the next attempt.
@@ -245,6 +154,29 @@ def train(
         store.unlock()
 
 
+def _continued(store: CheckpointStore, out_dir: Path, model_name: str, after_training: dict | None,
+               command: str | None, finish: bool) -> dict:
+    """The :class:`TrainRun` settings of a resumed or finished run: it continues with the settings it started
+    with, except those that act after the last epoch (``after_training``): the trained weights do not depend on
+    them. What changed is recorded."""
+    store.clean()
+    state = store.read_state()
+    if state["model"] != model_name:
+        raise UserError(f"{out_dir} holds a run of {state['model']!r}, not {model_name!r}",
+                        f"resume it as `xai-fer train {state['model']} --resume ...`")
+    requested = _after_training(after_training)
+    before = build_options(TrainConfig, state["config"], "train")
+    # Only real changes, added to those of earlier resumes (kept in state.json), so the record and the commands
+    # reproduce the run.
+    changed = {**(state.get("changed_after_training") or {}),
+               **{key: value for key, value in requested.items() if getattr(before, key) != value}}
+    return {"state": state, "config": build_options(TrainConfig, {**state["config"], **requested}, "train"),
+            "model_options": state["model_options"], "changed": changed,
+            "finish_command": command if finish else None,
+            "resume_commands": [*(state.get("resume_commands") or []), *([] if finish or not command else [command])],
+            "command": state.get("command") or command}
+
+
 def _write_hint(exc: OSError, store: CheckpointStore) -> str | None:
     """What to do when the disk refused a write: the run continues from its last checkpoint, if it has one."""
     if not store.exists():
@@ -254,217 +186,190 @@ def _write_hint(exc: OSError, store: CheckpointStore) -> str | None:
     return f"{fix}, then continue from the last checkpoint with --resume"
 
 
-def data_fingerprint(source, x_train, y_train, x_val, y_val) -> dict:
-    """What identifies the images a run trains and validates on: their counts and a sha256 of the pixels and
-    labels. Test splits are left out: a run trained where PrivateTest did not travel (a GPU machine) is
-    finished here on the whole dataset."""
-    digest = hashlib.sha256()
-    for array in (x_train, y_train, x_val, y_val):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return {"source": str(source), "train_images": int(len(x_train)), "validation_images": int(len(x_val)),
-            "sha256": digest.hexdigest()}
+def _train(run: TrainRun) -> TrainResult:
+    data = _training_data(run)
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    donor = load_donor(run.init_from) if run.init_from is not None else None  # outside the scope: not one per replica
+    _distil(run, data)
+    fitting = _models(run, data, donor)
+    machine = environment(run.strategy)
+    _fit(run, data, fitting, machine)
+    best, final_state, after = _best_model(run, data, fitting)
+    metrics = _metrics(run, data, fitting, best, final_state, after, machine)
+    # Everything slow is done: the model and its record are written back to back, metrics.json last, so an
+    # interruption cannot leave a new model.keras beside no (or an older) metrics.json.
+    model_path = run.out_dir / "model.keras"
+    atomic.save_keras(best, model_path)
+    write_history(run.out_dir, fitting.history)
+    write_curves(run.out_dir / "training_curves.png", fitting.history,
+                 title=f"{run.model_name} on {Path(run.dataset.source).name}",
+                 earlier=chain_history(fitting.initialisation))
+    atomic.write_json(run.out_dir / "metrics.json", metrics)
+    return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
 
 
-def _check_same_data(recorded: dict | None, data: dict, out_dir: Path) -> None:
-    """A resumed or finished run must train and validate on the images it started with: others would mix two
-    datasets in one run and overwrite its results with another dataset's numbers."""
-    if recorded and recorded.get("sha256") != data["sha256"]:
-        raise UserError(f"{out_dir} was trained on other images ({recorded.get('source')}: "
-                        f"{recorded.get('train_images')} training, {recorded.get('validation_images')} validation), "
-                        f"not those of {data['source']} ({data['train_images']}, {data['validation_images']})",
-                        "resume or finish it with the --data it started with")
+def _training_data(run: TrainRun) -> TrainingData:
+    x_train, y_train, x_val, y_val = split_for_training(run.dataset, run.config)
+    fingerprint = data_fingerprint(run.dataset.source, x_train, y_train, x_val, y_val)
+    if run.state is not None:
+        check_same_data(run.state.get("data"), fingerprint, run.out_dir)
+    return TrainingData(x_train, y_train, x_val, y_val, fingerprint,
+                        steps_per_epoch=int(np.ceil(len(x_train) / run.config.batch_size)),
+                        distillation=run.state.get("distillation") if run.state is not None else None)
 
 
-def check_run_folder(out_dir: Path, resume: bool) -> CheckpointStore:
-    """Refuse an ``--out`` that cannot take this run (cheap: the CLI calls it before reading the data)."""
-    out_dir = Path(out_dir)
-    atomic.check_path_length(out_dir)  # first: a name too long cannot even be looked up
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} exists and is not a directory", "pick another --out")
-    store = CheckpointStore(out_dir)
-    if resume and not store.exists():
-        raise UserError(f"no interrupted run in {out_dir} (no checkpoints/state.json) to resume or finish",
-                        "start the run without --resume / --finish, or point --out at the run's folder")
-    if not resume and (store.exists() or (out_dir / "model.keras").exists()):
-        raise UserError(f"{out_dir} already holds a training run", "pass --resume to continue it or pick a new --out")
-    # Before the data is read and the epochs run: a read-only, immutable or special place fails now, in one line.
-    atomic.check_writable(store.dir if store.dir.is_dir() else out_dir)
-    return store
+def _distil(run: TrainRun, data: TrainingData) -> None:
+    """The teachers' mixed targets (``--set teachers=...``), for a run that still has epochs to train."""
+    config, state = run.config, run.state
+    if not config.teachers or run.finish or (state is not None and state["epoch"] >= config.epochs):
+        return
+    teachers = teacher_record(config.teachers)
+    if state is not None:
+        check_same_teachers((data.distillation or {}).get("teachers"), teachers, run.out_dir)
+    data.targets, summary = distillation_targets(config.teachers, data.x_train, data.y_train,
+                                                 run.dataset.class_names, config.teacher_weight, run.dataset.source)
+    data.distillation = {"teachers": teachers, **summary}
 
 
-def _train(plugin, model_name, dataset, out_dir, store, state, config, options, strategy, progress, command,
-           extra_callbacks, finish=False, finish_command=None, init_from=None, changed=None, resume_commands=()):
+def _models(run: TrainRun, data: TrainingData, donor) -> Fitting:
+    """A new run's freshly built (or ``--init-from``) models, or a resumed run's training checkpoint."""
+    state = run.state
+    with run.strategy.scope() if run.strategy is not None else contextlib.nullcontext():
+        if state is None:
+            train_model, base = build_training_model(run.plugin, data.x_train.shape[1:], run.dataset.num_classes,
+                                                     run.options, run.config, data.steps_per_epoch)
+            if donor is not None:
+                copy_into(donor, base)
+            return Fitting(train_model, base, {}, 0, donor.record if donor else None, WeightAverage())
+        # Finishing needs only the best weights and the history: the training checkpoint (optimizer state
+        # included) may be left behind, e.g. when a run is fetched from another machine.
+        train_model = base = None
+        if not run.finish and state["epoch"] < run.config.epochs:
+            train_model = _training_checkpoint(run)
+            base = train_model.layers[-1]
+    return Fitting(train_model, base, state["history"], state["epoch"], state.get("initialisation"),
+                   run.store.read_average())
+
+
+def _training_checkpoint(run: TrainRun):
+    if not run.state.get("checkpoint"):
+        raise UserError(f"{run.store.state_path} names no training checkpoint to resume from",
+                        "stop the run where it is with --finish, or start a new run")
+    train_model = load_checkpoint(run.store.member(run.state["checkpoint"], "the training checkpoint"),
+                                   "the training checkpoint", "copy it back, or stop the run where it is with --finish",
+                                   compile=True)
+    compile_under_jax(train_model)
+    return train_model
+
+
+def _fit(run: TrainRun, data: TrainingData, fitting: Fitting, machine: dict) -> None:
+    """The epochs left to train, each checkpointed as it ends."""
     import keras
 
     from .progress import TrainingProgress
 
-    x_train, y_train, x_val, y_val = split_for_training(dataset, config)
-    data = data_fingerprint(dataset.source, x_train, y_train, x_val, y_val)
-    if state is not None:
-        _check_same_data(state.get("data"), data, out_dir)
-    num_classes = dataset.num_classes
-    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    donor = load_donor(init_from) if init_from is not None else None  # outside the scope: not one per replica
-    targets, distillation = None, state.get("distillation") if state is not None else None
-    if config.teachers and not finish and (state is None or state["epoch"] < config.epochs):
-        teachers = teacher_record(config.teachers)
-        if state is not None:
-            check_same_teachers((distillation or {}).get("teachers"), teachers, out_dir)
-        targets, summary = distillation_targets(config.teachers, x_train, y_train, dataset.class_names,
-                                                config.teacher_weight, dataset.source)
-        distillation = {"teachers": teachers, **summary}
+    if fitting.initial_epoch >= run.config.epochs or run.finish:
+        return
+    num_classes = run.dataset.num_classes
+    display = TrainingProgress(run.config.epochs, data.steps_per_epoch) if run.progress else None
+    callbacks = [_checkpointing(run, data, fitting, machine), *([display] if display is not None else []),
+                 *run.callbacks]
+    targets = keras.utils.to_categorical(data.y_train, num_classes) if data.targets is None else data.targets
+    try:
+        fitting.train_model.fit(
+            data.x_train, targets, validation_data=(data.x_val, keras.utils.to_categorical(data.y_val, num_classes)),
+            batch_size=run.config.batch_size, epochs=run.config.epochs, initial_epoch=fitting.initial_epoch,
+            shuffle=True, callbacks=callbacks, verbose=0,
+        )
+    finally:  # Keras skips on_train_end when fit raises (Ctrl-C included): never leave the live display on
+        if display is not None:
+            display.progress.stop()
 
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        if state is not None:
-            history, initial_epoch = state["history"], state["epoch"]
-            # Finishing needs only the best weights and the history: the training checkpoint (optimizer state
-            # included) may be left behind, e.g. when a run is fetched from another machine.
-            train_model = base = None
-            if not finish and initial_epoch < config.epochs:
-                if not state.get("checkpoint"):
-                    raise UserError(f"{store.state_path} names no training checkpoint to resume from",
-                                    "stop the run where it is with --finish, or start a new run")
-                train_model = _load_checkpoint(store.member(state["checkpoint"], "the training checkpoint"),
-                                               "the training checkpoint",
-                                               "copy it back, or stop the run where it is with --finish",
-                                               compile=True)
-                compile_under_jax(train_model)
-                base = train_model.layers[-1]
-        else:
-            train_model, base = build_training_model(plugin, x_train.shape[1:], num_classes, options, config,
-                                                     steps_per_epoch)
-            history, initial_epoch = {}, 0
-            if donor is not None:
-                copy_into(donor, base)
-    initialisation = state.get("initialisation") if state is not None else (donor.record if donor else None)
-    average = store.read_average() if state is not None else WeightAverage()
-    averaged_epochs = averaging_epochs(config)
+
+def _checkpointing(run: TrainRun, data: TrainingData, fitting: Fitting, machine: dict):
+    """The callback that records each epoch's history and time, adds its weights to the running average when
+    it is one of the averaged epochs, and checkpoints the run (``checkpoints.py``)."""
+    import keras
+
+    averaged_epochs = averaging_epochs(run.config)
+    history = fitting.history
+    recorded = {"model": run.model_name, "model_options": dataclasses.asdict(run.options), "command": run.command,
+                "resume_commands": list(run.resume_commands), "changed_after_training": run.changed or None,
+                "data": data.fingerprint, "distillation": data.distillation, "environment": machine,
+                "initialisation": fitting.initialisation}
 
     class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
             for key, value in (logs or {}).items():
                 history.setdefault(key, []).append(float(value))
             history.setdefault("seconds", []).append(time.perf_counter() - self.started)
             if epoch + 1 in averaged_epochs:
-                average.add(base.get_weights(), epoch + 1)
-            store.save(train_model, base, epoch + 1, history, config.as_dict(),
-                       {"model": model_name, "model_options": dataclasses.asdict(options), "command": command,
-                        "resume_commands": list(resume_commands), "changed_after_training": changed or None,
-                        "data": data, "distillation": distillation,
-                        "environment": environment, "initialisation": initialisation},
-                       average=average)
+                fitting.average.add(fitting.base.get_weights(), epoch + 1)
+            run.store.save(fitting.train_model, fitting.base, epoch + 1, history, run.config.as_dict(), recorded,
+                           average=fitting.average)
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
+    return Checkpoint()
 
-    environment = _environment(strategy)
-    display = TrainingProgress(config.epochs, steps_per_epoch) if progress else None
-    callbacks = [Checkpoint(), *([display] if display is not None else []), *extra_callbacks]
-    y_train_1h = keras.utils.to_categorical(y_train, num_classes) if targets is None else targets
-    y_val_1h = keras.utils.to_categorical(y_val, num_classes)
-    if initial_epoch < config.epochs and not finish:
-        try:
-            train_model.fit(
-                x_train, y_train_1h, validation_data=(x_val, y_val_1h), batch_size=config.batch_size,
-                epochs=config.epochs, initial_epoch=initial_epoch, shuffle=True, callbacks=callbacks, verbose=0,
-            )
-        finally:  # Keras skips on_train_end when fit raises (Ctrl-C included): never leave the live display on
-            if display is not None:
-                display.progress.stop()
+
+def _best_model(run: TrainRun, data: TrainingData, fitting: Fitting):
+    """(model, final state, {batch_norm_recalibration, weight_averaging}): the best epoch's model, recalibrated
+    and replaced by the weight average when the run asks for them and they validate better."""
+    import keras
+
+    config, store = run.config, run.store
     final_state = store.read_state()
     if final_state.get("best_epoch") is None:
-        raise UserError(f"the validation loss was never finite in {len(history.get('loss', []))} epoch(s)",
+        raise UserError(f"the validation loss was never finite in {len(fitting.history.get('loss', []))} epoch(s)",
                         f"training diverged: lower --set learning_rate=... or check the data, then start again in "
-                        f"a new --out (or delete {out_dir})")
-    best = _load_checkpoint(store.best_path, "the best epoch's model",
+                        f"a new --out (or delete {run.out_dir})")
+    best = load_checkpoint(store.best_path, "the best epoch's model",
                             f"copy the run's checkpoints/{store.best_path.name} next to its state.json")
     recalibration = None
     if config.recalibrate_batch_norm:
-        recalibration = recalibrate_if_better(best, x_train, x_val, y_val, config.label_smoothing, seed=config.seed)
+        recalibration = recalibrate_if_better(best, data.x_train, data.x_val, data.y_val, config.label_smoothing,
+                                              seed=config.seed)
     averaging = None
     if config.average_last_epochs:  # after the recalibration: the average must beat the best model as shipped
         best, averaging = average_if_better(
-            best, average, x_train, x_val, y_val, config.label_smoothing, seed=config.seed,
+            best, fitting.average, data.x_train, data.x_val, data.y_val, config.label_smoothing, seed=config.seed,
             load_copy=lambda: keras.saving.load_model(store.best_path, compile=False))
-    model_path = out_dir / "model.keras"
+    return best, final_state, {"batch_norm_recalibration": recalibration, "weight_averaging": averaging}
+
+
+def _metrics(run: TrainRun, data: TrainingData, fitting: Fitting, best, final_state: dict, after: dict,
+             machine: dict) -> dict:
+    """``metrics.json``."""
+    config, finish = run.config, run.finish
     metrics = {
-        "model": model_name,
-        "model_plugin": registry.provenance("models", model_name),  # which package's architecture
+        "model": run.model_name,
+        "model_plugin": registry.provenance("models", run.model_name),  # which package's architecture
         "parameters": int(best.count_params()),
         "best_epoch": final_state["best_epoch"],
-        "epochs": len(history.get("loss", [])),
+        "epochs": len(fitting.history.get("loss", [])),
         "planned_epochs": config.epochs,
         "config": config.as_dict(),
-        "model_options": dataclasses.asdict(options),
-        "validation": _metrics_block(best, x_val, y_val, dataset.class_names, config.tta_flip),
-        "splits": {},
-        "batch_norm_recalibration": recalibration,
-        "weight_averaging": averaging,  # when kept, model.keras holds the average, not the best epoch's weights
+        "model_options": dataclasses.asdict(run.options),
+        "validation": metrics_block(best, data.x_val, data.y_val, run.dataset.class_names, config.tta_flip),
+        "splits": split_metrics(best, run.dataset, config.tta_flip),
+        **after,  # weight_averaging: when kept, model.keras holds the average, not the best epoch's weights
         "weights_from": None,
-        "command": command,
-        "resume_commands": list(resume_commands) or None,  # each --resume that trained further, in order
-        "data": data,  # what it was trained and evaluated on; --resume and --finish refuse other data
-        "finish_command": finish_command,
-        "changed_after_training": changed or None,  # settings a --resume / --finish changed (AFTER_TRAINING)
-        "initialisation": initialisation,
-        "distillation": distillation,  # the teachers and what they scored on the training images
+        "command": run.command,
+        "resume_commands": list(run.resume_commands) or None,  # each --resume that trained further, in order
+        "data": data.fingerprint,  # what it was trained and evaluated on; --resume and --finish refuse other data
+        "finish_command": run.finish_command,
+        "changed_after_training": run.changed or None,  # settings a --resume / --finish changed (AFTER_TRAINING)
+        "initialisation": fitting.initialisation,
+        "distillation": data.distillation,  # the teachers and what they scored on the training images
         # Where the epochs ran: a run trained on a GPU machine and finished here keeps the GPU's environment.
-        "environment": final_state.get("environment", environment) if finish else environment,
-        "finish_environment": environment if finish else None,
+        "environment": final_state.get("environment", machine) if finish else machine,
+        "finish_environment": machine if finish else None,
+        "splits_note": splits_note(run.dataset),
     }
-    metrics["splits_note"] = _splits_note(dataset)
-    if dataset.usage is not None:
-        for code, split in enumerate(SPLITS[1:], start=1):
-            rows = dataset.usage == code
-            if rows.any():
-                metrics["splits"][split] = _metrics_block(
-                    best, dataset.images[rows].astype(np.float32), dataset.labels[rows], dataset.class_names,
-                    config.tta_flip,
-                )
     metrics["weights_from"] = weights_from(metrics)
-    # Everything slow is done: the model and its record are written back to back, metrics.json last, so an
-    # interruption cannot leave a new model.keras beside no (or an older) metrics.json.
-    atomic.save_keras(best, model_path)
-    write_history(out_dir, history)
-    write_curves(out_dir / "training_curves.png", history, title=f"{model_name} on {Path(dataset.source).name}",
-                 earlier=chain_history(initialisation))
-    atomic.write_json(out_dir / "metrics.json", metrics)
-    return TrainResult(model_path=model_path, metrics=metrics, epochs_run=metrics["epochs"])
-
-
-def _splits_note(dataset: Dataset) -> str | None:
-    """Why ``splits`` (test metrics) is empty, when it is; None when the source has test rows."""
-    if dataset.usage is None:
-        return (f"{dataset.source} has no Usage column or split folders, so every image trained or validated and "
-                "none was held out for testing: evaluate the model on a test source with `xai-fer evaluate`")
-    if any((dataset.usage == code).any() for code in range(1, len(SPLITS))):
-        return None
-    if (dataset.usage == MIXED_TEST).any():
-        return (f"{dataset.source}'s test images are PublicTest and PrivateTest together (the test/ folder of "
-                "Kaggle's image copy), so neither split is scored here: evaluate the model on that folder with "
-                "`xai-fer evaluate MODEL --data ROOT/test`")
-    return (f"{dataset.source} holds only {SPLITS[0]} rows (no {', '.join(SPLITS[1:])}): evaluate the model "
-            "on a test source with `xai-fer evaluate`")
-
-
-def _load_checkpoint(path: Path, what: str, hint: str, compile: bool = False):
-    import keras
-
-    from ..models.loading import check_model_file
-
-    if not path.is_file():
-        raise UserError(f"{path} ({what}) is missing", hint)
-    try:  # a run's files are untrusted input: sizes and HDF5 links first, as for any model
-        check_model_file(path)
-    except UserError as exc:
-        reason = exc.message.removeprefix(str(path)).lstrip(": ").removeprefix("is ")
-        raise UserError(f"{path} ({what}) cannot be read: {reason}", hint) from None
-    try:
-        return keras.saving.load_model(path, compile=compile)
-    except Exception as exc:  # a truncated or foreign file: Keras' message runs over many lines
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{path} ({what}) cannot be read: {type(exc).__name__}: {reason}", hint) from exc
+    return metrics
 
 
 def _after_training(settings: dict | None) -> dict:
@@ -473,38 +378,3 @@ def _after_training(settings: dict | None) -> dict:
         raise UserError(f"a resumed run keeps its setting(s) {', '.join(others)}",
                         f"only {', '.join(AFTER_TRAINING)} may change; start a new run for the others")
     return dict(settings or {})
-
-
-def _environment(strategy) -> dict:
-    import keras
-
-    return {"xai_fer": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
-            "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "accelerators": _accelerators(),
-            "strategy": type(strategy).__name__ if strategy is not None else None,
-            "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1}
-
-
-def _accelerators() -> list[str]:
-    """The GPUs the backend trains on (empty on a CPU), e.g. ``['NVIDIA H100 80GB HBM3']`` under JAX."""
-    import keras
-
-    try:
-        if keras.backend.backend() == "jax":
-            import jax
-
-            return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            return [d.name for d in tf.config.list_logical_devices("GPU")]
-    except Exception:  # noqa: BLE001 - a description of the machine must never fail a finished run
-        return []
-    return []
-
-
-def _metrics_block(model, x, y, class_names, tta_flip: bool) -> dict:
-    block = {"plain": evaluate_arrays(model, x, y, class_names, tta_flip=False)}
-    if tta_flip:
-        block["tta_flip"] = evaluate_arrays(model, x, y, class_names, tta_flip=True)
-    return block

@@ -1,0 +1,187 @@
+"""Model-parameter randomisation (Adebayo et al. 2018): the model's weights are re-initialised layer by layer from
+the output down (cascading, seeded, with each layer's own Keras initialisers), and each attribution method is
+re-run on the randomised copy (``Attribution.compute(..., model=copy)``). Spearman rank correlation of |map| with
+the trained model's, after the top layer, half of the layers and all of them: a map that stays the same when the
+model it explains has been destroyed shows the image, not the model, and is flagged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+from xai_fer.errors import reason
+from xai_fer.lazy import np
+
+from .faithfulness_verdicts import _round, mean_se
+from .progress import NoProgress
+
+_SALT_WEIGHTS = 0xFA19  # with the run's seed: the same run draws the same re-initialised weights
+
+
+def spearman(first, second) -> np.ndarray:
+    """Per image, Spearman's rank correlation of two maps (ties get their average rank). A map that is constant
+    while the other is not has lost every ranking: 0; both constant: undefined (NaN)."""
+    from scipy.stats import rankdata
+
+    a = rankdata(np.asarray(first, np.float64).reshape(len(first), -1), axis=1)
+    b = rankdata(np.asarray(second, np.float64).reshape(len(second), -1), axis=1)
+    a -= a.mean(axis=1, keepdims=True)
+    b -= b.mean(axis=1, keepdims=True)
+    norm_a, norm_b = np.sqrt((a * a).sum(axis=1)), np.sqrt((b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (a * b).sum(axis=1) / (norm_a * norm_b)
+    rho[(norm_a == 0) != (norm_b == 0)] = 0.0
+    return np.clip(rho, -1, 1)
+
+
+def weighted_layers(model) -> list:
+    """The layers that hold weights, inside nested models too, from the output side down (reverse of the
+    model's topological order)."""
+    found = []
+
+    def walk(layer):
+        inner = getattr(layer, "layers", None)
+        if inner is not None and layer is not model and not layer.weights:
+            return
+        if inner is not None:
+            for sub in inner:
+                walk(sub)
+        elif layer.weights:
+            found.append(layer)
+
+    walk(model)
+    return found[::-1]
+
+
+def stage_counts(layers: int) -> list[int]:
+    """How many layers are randomised at each stage: the top one, half of them, all (fewer when they coincide)."""
+    return sorted({1, math.ceil(layers / 2), layers})
+
+
+class Cascade:
+    """Copies of ``model`` whose top ``k`` weighted layers hold freshly initialised weights (seeded; each layer's
+    own initialisers, drawn once, so every stage extends the previous one) and the rest the trained weights."""
+
+    def __init__(self, model, seed: int):
+        import keras
+
+        keras.utils.set_random_seed(seed % 2**32)  # initialisers draw from Keras' global seed (reset per explainer)
+        fresh = keras.models.clone_model(model)
+        self.model = model
+        self.clone = None
+        self.trained = model.get_weights()
+        self.names = [layer.name for layer in weighted_layers(model)]
+        self.fresh = [layer.get_weights() for layer in weighted_layers(fresh)]
+        if [[w.shape for w in ws] for ws in self.fresh] != [[w.shape for w in layer.get_weights()]
+                                                            for layer in weighted_layers(model)]:
+            raise ValueError("its clone does not have the same layers")
+
+    def copy(self, randomised: int):
+        """The model with its top ``randomised`` weighted layers re-initialised. One clone serves every stage,
+        its weights set anew each time: compiled functions read the weights when called, so each method is
+        traced once for the whole check rather than once per stage. A softmax fused into the top layer has a
+        pre-softmax twin that copied that layer's weights when it was built (``logits_model``): every stage
+        re-initialises the top layer with the same drawn weights, so the copy stays right for all of them."""
+        import keras
+
+        if self.clone is None:
+            self.clone = keras.models.clone_model(self.model)
+        self.clone.set_weights(self.trained)
+        for layer, weights in zip(weighted_layers(self.clone)[:randomised], self.fresh[:randomised], strict=True):
+            layer.set_weights(weights)
+        return self.clone
+
+
+@contextlib.contextmanager
+def _retracing_expected():
+    """The randomised copy is a new model whose compiled functions are traced anew: TensorFlow's warning about
+    frequent retracing is expected here, and no advice for the user."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _forget(context, model) -> None:
+    """Drop what the context built around the randomised copy (its data and score models), so it does not stay
+    in memory after the check."""
+    for key in [k for k in context.cache if isinstance(k, tuple) and any(part is model for part in k)]:
+        del context.cache[key]
+
+
+def randomization_check(context, results: dict, images: int, threshold: float) -> dict:
+    """Spearman rho of |map| between the trained model and cascading randomised copies, per method and stage,
+    on each method's first ``images`` images; a method whose maps keep a mean rho of at least ``threshold``
+    with every layer randomised ``survives`` (is flagged)."""
+    seed = (context.seed + _SALT_WEIGHTS) % 2**32
+    try:
+        cascade = Cascade(context.model, seed)
+    except Exception as exc:  # noqa: BLE001 - clone_model fails in many ways (subclassed models, custom layers)
+        return {"status": "skipped", "reason": f"the model cannot be cloned ({type(exc).__name__}: {reason(exc)})"}
+    layers = len(cascade.names)
+    if not layers:
+        return {"status": "skipped", "reason": "the model has no weights to randomise"}
+    stages = stage_counts(layers)
+    rho = stage_correlations(context, results, cascade, stages, images)
+    per_method = {name: _method_check(values, layers, threshold, error)
+                  for name, (values, error) in rho.items()}
+    return {"status": "done", "layers": layers, "stages": stages,
+            "stage_layers": [cascade.names[:count] for count in stages], "seed": seed, "methods": per_method,
+            "rho_per_image": {name: values for name, (values, _) in rho.items()}}
+
+
+def stage_correlations(context, results: dict, cascade: Cascade, stages: list[int], images: int) -> dict:
+    """Per method, (stages, images) Spearman rho of |map| on its first ``images`` images between the trained
+    model and each stage's copy (both computed here, the same way, so seeded noise or masks are paired), and
+    the reason it could not be re-run (None when it ran)."""
+    chosen = slice(0, images)
+    errors: dict[str, str] = {}
+    rho = {name: np.full((len(stages), len(result.rows[chosen])), np.nan) for name, result in results.items()}
+    runs = len(results) * (len(stages) + 1)
+    with (context.progress or NoProgress()).task("faithfulness: randomisation check (method runs)", runs) as task:
+
+        def recompute(name, model):
+            maps = _recompute(results[name], context, chosen, model, errors, name)
+            task.advance(1)
+            return maps
+
+        trained = {name: recompute(name, None) for name in results}
+        with _retracing_expected():
+            try:
+                for s, count in enumerate(stages):
+                    copy = cascade.copy(count)
+                    for name in results:
+                        maps = recompute(name, copy) if name not in errors else None
+                        if maps is not None:
+                            rho[name][s] = spearman(np.abs(trained[name]), np.abs(maps))
+            finally:
+                if cascade.clone is not None:
+                    _forget(context, cascade.clone)
+    return {name: (rho[name], errors.get(name)) for name in results}
+
+
+def _method_check(rho, layers: int, threshold: float, error: str | None) -> dict:
+    means = [mean_se(values) for values in rho]
+    last = means[-1][0]
+    return {"images": int(rho.shape[1]), "layers": layers, "rho": [_round(m) for m, _ in means],
+            "rho_se": [_round(se) for _, se in means], "rho_all_layers": _round(last), "threshold": threshold,
+            "survives": bool(last is not None and last >= threshold), "undefined": int(np.isnan(rho).sum()),
+            "error": error}
+
+
+def _recompute(result, context, index, model, errors: dict, name: str):
+    """The method's maps for its chosen rows on ``model`` (None: the trained one), exactly as it made them, or
+    None with the reason kept in ``errors`` when it cannot run there."""
+    try:
+        out = result.method.compute(context, result.rows[index], result.targets[index], result.options, model=model)
+    except Exception as exc:  # noqa: BLE001 - a third-party method may fail on a copy; the rest of the check stands
+        errors[name] = f"{type(exc).__name__}: {reason(exc)}"
+        return None
+    return np.nan_to_num(np.asarray(out.values, dtype=np.float64))
+
