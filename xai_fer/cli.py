@@ -445,6 +445,14 @@ def explain(
                                                "bar, lines (one per explainer, for logs) or off.")] = "auto",
     open_report: Annotated[bool, typer.Option("--open", help="Open the report (index.html) in the web browser "
                                                              "once it is written.")] = False,
+    all_images: Annotated[bool, typer.Option(
+        "--all-images", help="Every attribution method explains every image (the whole split), streamed in chunks "
+                             "into one maps.h5; an interrupted run resumes (run it again).")] = False,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Images per chunk with --all-images (whole "
+                                                                 "batches).")] = 1024,
+    maps_dtype: Annotated[str, typer.Option("--maps-dtype", help="float32 or float16: how maps.h5 stores maps "
+                                                                 "(--all-images).")] = "float32",
+    engine: Annotated[str, typer.Option("--engine", help="What computes the chunks of --all-images: local.")] = "local",
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
     from .explain.pipeline import run_explain
@@ -456,10 +464,15 @@ def explain(
                         "auto shows bars on a terminal and stays quiet in a pipe")
     options = split_option_pairs(_parse_pairs(option, "option", "EXPLAINER.KEY=VALUE"))
     model = _model_file(model) if model is not None else None
-    result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
-                         split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
-                         data_format=data_format, progress=progress_for(progress, sys.stderr), labels=labels,
-                         faces=faces, max_figures=max_figures, command=_command_line(), preset=preset)
+    try:
+        result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
+                             split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
+                             data_format=data_format, progress=progress_for(progress, sys.stderr), labels=labels,
+                             faces=faces, max_figures=max_figures, command=_command_line(), preset=preset,
+                             all_images=all_images, chunk_size=chunk_size, maps_dtype=maps_dtype, engine=engine)
+    except KeyboardInterrupt:
+        _resume_note(out, all_images)
+        raise
     _scaling_note(result.manifest.get("scaling_choice"))
     for name, reason in result.manifest.get("skipped", {}).items():
         err_console.print(f"skipped {name}: {reason}", highlight=False)
@@ -467,6 +480,11 @@ def explain(
     if renamed:
         err_console.print("Note: renamed " + ", ".join(f"{old!r} -> {new!r}" for old, new in renamed["names"].items())
                           + f" ({renamed['why']})", highlight=False)
+    whole = result.manifest.get("whole_split")
+    if whole:
+        resumed = f", {whole['resumed_chunks']} resumed from an earlier run" if whole["resumed_chunks"] else ""
+        err_console.print(f"maps of {whole['images']:,} images in {whole['chunks']} chunks{resumed}: "
+                          f"{out / 'maps.h5'}", highlight=False)
     left_out = result.manifest.get("figures_left_out")
     if left_out:
         err_console.print(f"Note: {left_out['note']}", highlight=False)
@@ -482,6 +500,17 @@ def _open_in_browser(page: Path) -> None:
 
     if not webbrowser.open(page.resolve().as_uri()):
         err_console.print(line("Note: no web browser could be started; open ", str(page), " yourself"))
+
+
+def _resume_note(out: Path, all_images: bool) -> None:
+    """After an interrupted whole-split run: where its finished chunks are, and how to resume."""
+    from .explain.workfolder import work_folder_for
+
+    work = work_folder_for(out.resolve())
+    if all_images and work.is_dir():
+        chunks = len(list((work / "chunks").glob("*.npz")))
+        done = f"{chunks} finished chunks are" if chunks else "the finished maps are"
+        err_console.print(f"{done} kept in {work}: run the same command again to resume", highlight=False)
 
 
 def _as_strings(values: dict) -> dict[str, str]:

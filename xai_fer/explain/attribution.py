@@ -98,7 +98,9 @@ class AttributionResult:
     options: AttributionOptions
     rows: np.ndarray  # dataset rows
     targets: np.ndarray  # class explained per row
-    maps: np.ndarray  # (N, H, W) float32, as the method returned them (signed where the method is)
+    # (N, H, W) float32, as the method returned them (signed where the method is); in a whole-split run
+    # (--all-images) an h5py Dataset of maps.h5: read it in slices, maps[i:j].
+    maps: np.ndarray
     signed: bool
     score: str  # the score actually differentiated: "logit" or "probability"
 
@@ -351,6 +353,10 @@ class Attribution:
         return Maps(got, maps.per_image, maps.notes)
 
     def explain(self, context, options):
+        if context.whole_split is not None and self.name in context.attributions:  # maps already in maps.h5
+            from .wholesplit import explain_stored
+
+            return explain_stored(self, context, options)
         self.validate(context.info, options)
         rows, selection = select_rows(context, options, self.name)
         if len(rows) == 0:

@@ -41,6 +41,9 @@ class ExplainContext:
     # Where explainers report the progress of long loops (xai_fer.explain.progress): silent unless the caller
     # installs a display (the CLI does on a terminal).
     progress: Progress = field(default_factory=NoProgress, repr=False)
+    # A whole-split run (--all-images) in progress (xai_fer.explain.wholesplit.WholeSplitState): every attribution
+    # method's maps are in its maps.h5 and in ``attributions``; None in an ordinary run.
+    whole_split: object = field(default=None, repr=False)
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -86,12 +86,15 @@ def report_files(folder: Path) -> set[str] | None:
         return {*_REPORT_FILES, *(str(PurePosixPath(path.relative_to(folder)))
                                   for name in explainers if "/" not in name and (folder / name).is_dir()
                                   for path in (folder / name).rglob("*") if not path.is_dir())}
-    if not isinstance(listed, list) or not all(isinstance(entry, str) for entry in listed):
+    run_files = manifest.get("run_files", [])  # files of the run as a whole (a whole-split run's maps.h5)
+    if not all(isinstance(value, list) and all(isinstance(entry, str) for entry in value)
+               for value in (listed, run_files)):
         return None
-    for entry in listed:
+    for entry in [*listed, *run_files]:
         parts = PurePosixPath(entry).parts
         if (PurePosixPath(entry).is_absolute() or ".." in parts or not parts
-                or not (entry in _REPORT_FILES or (len(parts) > 1 and parts[0] in (*explainers, BROWSER_FOLDER)))):
+                or not (entry in _REPORT_FILES or entry in run_files
+                        or (len(parts) > 1 and parts[0] in (*explainers, BROWSER_FOLDER)))):
             return None
     return set(listed)
 
@@ -116,10 +119,12 @@ def _not_written_by_report(folder: Path, files: set[str]) -> list[str]:
 
 
 def write_report(target: Path, overwrite: bool, shown: Path, artifacts: dict, make_manifest, render,
-                 max_figures: int | None = MAX_FIGURES, write_extra=None) -> dict:
-    """Write every artifact, what ``write_extra(staging)`` writes (the image browser), the manifest
-    (``make_manifest()``, completed with ``files`` and any figures left out) and ``index.html``
-    (``render(manifest, sections)``) into a hidden staging folder beside ``target``,
+                 max_figures: int | None = MAX_FIGURES, write_extra=None, add_files=None) -> dict:
+    """Write every artifact, what ``write_extra(staging)`` writes (the image browser), the run's own files
+    (``add_files(staging)`` writes them and returns their relative paths, listed as the manifest's
+    ``run_files``: a whole-split run's ``maps.h5``), the manifest (``make_manifest()``, completed with
+    ``files`` and any figures left out) and ``index.html`` (``render(manifest, sections)``) into a hidden
+    staging folder beside ``target``,
     then move it into place. A failure of the disk (full, too large a file, read-only) is one line; on any
     failure or interruption the staging folder and the parents made for it are removed. Returns the manifest."""
     check_max_figures(max_figures)
@@ -138,7 +143,10 @@ def write_report(target: Path, overwrite: bool, shown: Path, artifacts: dict, ma
             artifact.close()
         if write_extra is not None:
             write_extra(staging)
+        run_files = sorted(add_files(staging)) if add_files is not None else []
         manifest = make_manifest()
+        if run_files:
+            manifest["run_files"] = run_files
         if left_out:
             manifest["figures_left_out"] = {"max_figures": max_figures, "explainers": left_out,
                                             "note": figures_note(left_out, max_figures)}

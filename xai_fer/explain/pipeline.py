@@ -72,7 +72,7 @@ def _check_open_size(model, info, adapter, dataset) -> None:
 
 
 def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None,
-                   preset=None, planned=None):
+                   preset=None, planned=None, whole_split=None, source=None):
     """Run explainers in memory (nothing is written); returns ``(artifacts, planned, context, timings)``:
     {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
     ``ExplainContext`` and {name: seconds}. ``planned``: what :func:`plan_explainers` made of ``explainers`` and
@@ -81,32 +81,63 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     ``options`` maps explainer name -> {key: value}, the value a Python value or the command line's string,
     e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}. ``preset``: a named set of
     options (:mod:`xai_fer.explain.presets`, e.g. "quick") for what ``options`` leaves out.
-    """
-    import keras
 
+    ``whole_split`` (a :class:`~xai_fer.explain.wholesplit.WholeSplit`): every attribution method explains
+    every image, streamed in chunks into ``maps.h5`` in its work folder (``context.whole_split`` holds it open
+    afterwards; ``context.whole_split.close(finished)`` closes it); the default explainers are then
+    :data:`WHOLE_SPLIT_DEFAULT`. ``source``: where model and data came from, for engines that load them.
+    """
     check_seed(seed)
+    default_set = not explainers
+    if whole_split is not None and default_set:
+        explainers = [name for name in WHOLE_SPLIT_DEFAULT if name in registry.explainers()]
+        planned = None  # the whole-split defaults, not "all"
     planned = plan_explainers(explainers, options, preset) if planned is None else planned
     context = build_context(model, dataset, preprocess, seed)
     context.plan = planned
-    if not explainers:
+    if default_set:
         # "All" means all that apply: activation-max has nothing to show on a model without conv layers, nor
         # confusion on unlabelled data. An explainer given options was asked for, and is never skipped.
         planned = _applicable(planned, context, asked=set(options or {}))  # each one checked, as below
     else:
         validate_against_model(planned, context.info)
         check_against_context(planned, context)
-    artifacts, timings = {}, {}
     with as_progress(progress) as shown:
         context.progress = shown
-        for item in planned:
-            keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
-            started = time.perf_counter()
-            with shown.task(item.name):
-                artifact = registry.guarded("explainers", item.name, "explain", item.explainer.explain, context,
-                                            item.options)
-            artifacts[item.name] = _checked(item.name, artifact)
-            timings[item.name] = round(time.perf_counter() - started, 3)
+        try:
+            if whole_split is not None:
+                from .wholesplit import run_whole_split
+
+                run_whole_split(context, planned, whole_split, source, shown)
+            artifacts, timings = _run_planned(planned, context, seed, shown)
+        except BaseException:
+            if context.whole_split is not None:
+                context.whole_split.close(finished=False)
+            raise
     return artifacts, planned, context, timings
+
+
+# A whole-split run's explainers when none are named: the three methods the study compares, and the views of
+# the whole split (the slow methods, occlusion and RISE, and faithfulness are asked for by name).
+WHOLE_SPLIT_DEFAULT = ("confusion", "saliency", "grad-cam", "smoothgrad", "class-maps", "confusion-maps",
+                       "confidence-extremes", "method-disagreement")
+
+
+def _run_planned(planned, context, seed, shown):
+    import keras
+
+    artifacts, timings = {}, {}
+    computed = context.whole_split.seconds if context.whole_split is not None else {}
+    for item in planned:
+        keras.utils.set_random_seed(seed)  # each explainer sees the same seeded state, whatever ran before
+        started = time.perf_counter()
+        with shown.task(item.name):
+            artifact = registry.guarded("explainers", item.name, "explain", item.explainer.explain, context,
+                                        item.options)
+        artifacts[item.name] = _checked(item.name, artifact)
+        # In a whole-split run, a method's maps were computed before (the chunks): that time is its too.
+        timings[item.name] = round(time.perf_counter() - started + computed.get(item.name, 0.0), 3)
+    return artifacts, timings
 
 
 def _checked(name: str, artifact) -> Artifact:
@@ -164,13 +195,22 @@ def run_explain(
     max_figures: int | None = MAX_FIGURES,
     command: str | None = None,
     preset: str | None = None,
+    all_images: bool = False,
+    chunk_size: int = 1024,
+    maps_dtype: str = "float32",
+    engine: str = "local",
 ) -> ExplainRun:
     """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample.
     ``data``: a path, or several image files (a list, or a glob); ``labels`` and ``faces`` as for
     :func:`xai_fer.data.load_dataset`. ``max_figures``: at most this many figures per explainer (None: all);
     the arrays keep every result and the manifest says what was left out. ``progress`` and ``preset`` as for
     :func:`run_explainers` (the CLI passes :func:`xai_fer.explain.progress.progress_for`). ``command``: the
-    command line that asked for the run (the CLI passes it), recorded in the manifest."""
+    command line that asked for the run (the CLI passes it), recorded in the manifest.
+
+    ``all_images``: every attribution method explains every image of the data (the split), streamed in chunks of
+    ``chunk_size`` images into the report's ``maps.h5`` (``maps_dtype`` float32 or float16), computed by
+    ``engine``; an interrupted run keeps its finished chunks in ``<out>.partial`` and the same call resumes
+    from them (see :mod:`xai_fer.explain.wholesplit`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,6 +222,15 @@ def run_explain(
     data = reference.resolve(data) if data else reference.sample_path()
     sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
     target = prepare_output(out_dir, overwrite, inputs=(model_path, *sources))
+    whole_split = None
+    if all_images:
+        from .wholesplit import WholeSplit
+        from .workfolder import work_folder_for
+
+        whole_split = WholeSplit(work_folder_for(target), chunk_size, maps_dtype, engine)
+    source = {"model_path": str(model_path), "unsafe": unsafe, "split": split, "data_format": data_format,
+              "data": str(data) if isinstance(data, (str, Path)) else [str(s) for s in data],
+              "labels": str(labels) if labels else None, "faces": faces}
     model = load_model(model_path, unsafe=unsafe)
     dataset = load_dataset(data, split=split, format=data_format, labels=labels, faces=faces,
                            allow_mixed_splits=False)
@@ -189,7 +238,7 @@ def run_explain(
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
         artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
-                                                              progress, preset, planned)
+                                                              progress, preset, planned, whole_split, source)
 
         def make_manifest():
             manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,
@@ -198,13 +247,28 @@ def run_explain(
             manifest["preset"] = preset
             if context.renamed:
                 manifest["model"]["renamed"] = {"names": context.renamed, "why": RENAMED_WHY}
+            if context.whole_split is not None:
+                manifest["whole_split"] = context.whole_split.describe()
             return manifest
 
         ordered = report_order(planned)  # the run, accuracy, attributions, faithfulness, ... (issue 17)
         artifacts = {item.name: artifacts[item.name] for item in ordered}
         before_browser = sum(report_group(item) == "accuracy" for item in ordered)
         render = functools.partial(render_index, browser=f"{BROWSER_FOLDER}/", browser_after=before_browser)
-        manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render, max_figures,
-                                write_extra=lambda staging: write_browser(staging / BROWSER_FOLDER,
-                                                                          **context_inputs(context)))
+        add_files = None
+        if context.whole_split is not None:  # its maps.h5 into the report (the browser reads the same datasets)
+            from .wholesplit import add_report_files
+
+            add_files = functools.partial(add_report_files, context)
+        try:
+            manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render, max_figures,
+                                    write_extra=lambda staging: write_browser(staging / BROWSER_FOLDER,
+                                                                              **context_inputs(context)),
+                                    add_files=add_files)
+        except BaseException:
+            if context.whole_split is not None:
+                context.whole_split.close(finished=False)
+            raise
+        if context.whole_split is not None:
+            context.whole_split.close(finished=True)
     return ExplainRun(out_dir=out_dir, manifest=manifest, artifacts=artifacts)
