@@ -275,7 +275,7 @@ def test_one_compiled_function_serves_every_batch_size():
     whole = input_gradients(model, images, 1, batch_size=7)
     batched = input_gradients(model, images, 1, batch_size=3)  # batches of 3, 3, 1
     np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-7)
-    assert _compiled_gradient(model, False).experimental_get_tracing_count() == 1
+    assert _compiled_gradient(model, False).compiled.experimental_get_tracing_count() == 1
     assert input_gradients(model, images[:0], 1).shape == (0, 12, 12, 1)
 
 

@@ -10,6 +10,8 @@ The Python API mirrors the CLI; names are imported lazily so ``import xai_fer`` 
                                    options={"saliency": {"indices": [0, 1, 2]}})
     result  # in Jupyter: the report section, figures included
     result.figures["saliency"]["grid"]  # a matplotlib Figure (so is every per-image entry)
+
+``xai_fer.use_backend("jax")`` first (before anything imports Keras) computes under Keras' JAX backend.
 """
 
 from importlib import import_module
@@ -30,6 +32,7 @@ _LAZY = {
     "Explanation": "xai_fer.explain.notebook",
     "Artifact": "xai_fer.explain.artifact",
     "UserError": "xai_fer.errors",
+    "use_backend": "xai_fer.explain.backends",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -95,8 +95,16 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and TensorFlow's logs.")] = False,
+    backend: Annotated[str | None, typer.Option(
+        "--backend", metavar="tensorflow|jax",
+        help="Keras backend to compute with (default: KERAS_BACKEND, else tensorflow); jax needs `pip install "
+             "jax` (its CUDA wheels on a GPU), and TensorFlow need not be installed.")] = None,
 ):
     _state["debug"] = debug
+    if ctx.invoked_subcommand not in (None, "plugins"):
+        from .explain.backends import use_backend
+
+        use_backend(backend)  # before anything imports Keras: it reads KERAS_BACKEND once
     if ctx.invoked_subcommand not in (None, "plugins"):
         # Before TensorFlow starts: XAI_FER_CPU_DEVICES splits the CPU into logical devices (mirrored training).
         from .training.devices import configure_cpu_devices

@@ -18,7 +18,10 @@ regularisation weights independent of the layer's activation scale), is a list o
 regularisers (:mod:`xai_fer.explain.ascent_pieces`) in an :class:`AscentRecipe`.
 
 Gradients are only ever taken inside ``tf.function``: eager backward passes through strided 1x1 convs crash
-TensorFlow's oneDNN CPU kernels.
+TensorFlow's oneDNN CPU kernels. Under Keras' JAX backend each step's gradient is one call of the backend-neutral
+compiled gradient (:func:`xai_fer.explain.backends.current` ``.value_and_gradient``: ``jax.jit`` of
+``jax.value_and_grad``), the rest of the step the same arithmetic in ``keras.ops``, and the objective the full
+layer output (the one-filter head is TensorFlow code).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 from xai_fer.lazy import np
 
+from . import backends
 from .ascent_pieces import Jitter, TotalVariation, TowardGrey, trace_key
 from .filter_head import feature_model, filter_head
 from .progress import NoProgress
@@ -53,20 +57,23 @@ class AscentOptimiser:
     for the objective. The loop is compiled once per list of pieces and reused for every call."""
 
     def __init__(self, features, adapter, head=None, ascent=None):
-        import tensorflow as tf
-
         self.features, self.adapter, self.head, self.ascent = features, adapter, head, ascent
         self.count = int(features.outputs[0].shape[-1])
         self._loops: dict = {}
-        self.measure = tf.function(self._scores, reduce_retracing=True)
+        if backends.name() == "tensorflow":
+            import tensorflow as tf
+
+            self.measure = tf.function(self._scores, reduce_retracing=True)
+        else:
+            self.measure = backends.current().compiled(self._scores, (features,))
 
     def _scores(self, v, picked, model=None):
         """Each image's mean activation of its own filter (F,), through ``model`` (default the layer's own)."""
-        import tensorflow as tf
+        from keras import ops
 
         model = model or self.features
-        activation = tf.cast(model(self.adapter(v * 255.0), training=False), tf.float32)  # float16: mixed precision
-        return tf.reduce_sum(tf.reduce_mean(activation, axis=[1, 2]) * tf.one_hot(picked, self.count), axis=-1)
+        activation = ops.cast(model(self.adapter(v * 255.0), training=False), "float32")  # float16: mixed precision
+        return ops.sum(ops.mean(activation, axis=(1, 2)) * ops.one_hot(picked, self.count), axis=-1)
 
     def _objective(self, x, picked):
         import tensorflow as tf
@@ -80,8 +87,36 @@ class AscentOptimiser:
         graph, ``weights`` one float32 scalar per regulariser, ``draws`` one (steps, ...) tensor per modifier."""
         key = (tuple(map(trace_key, recipe.modifiers)), tuple(map(trace_key, recipe.regularizers)))
         if key not in self._loops:
-            self._loops[key] = self._compile(recipe.modifiers, recipe.regularizers)
+            compile_loop = self._compile if backends.name() == "tensorflow" else self._stepwise
+            self._loops[key] = compile_loop(recipe.modifiers, recipe.regularizers)
         return self._loops[key]
+
+    def _stepwise(self, modifiers, regularizers):
+        """``run`` as :meth:`_compile` makes it, for backends without TensorFlow's compiled loop: one compiled
+        gradient per step (the modifiers inside it, so the gradient flows back through them to ``v``)."""
+        from keras import ops
+
+        def objective(v, picked, *drawn):
+            x = v
+            for modifier, row in zip(modifiers, drawn, strict=True):
+                x = modifier.apply(x, row)
+            return ops.sum(self._scores(x, picked, self.ascent or self.features))
+
+        models = (self.features, self.ascent or self.features)
+        gradient = backends.current().value_and_gradient(objective, models)
+
+        def run(v0, picked, begin, end, lr, weights, draws):
+            v = np.asarray(v0, np.float32)
+            for step in range(int(begin), int(end)):
+                _, grad = gradient(v, picked, *(drawn[step] for drawn in draws))
+                rms = np.sqrt(np.mean(np.square(grad), axis=(1, 2, 3), keepdims=True))
+                direction = grad / (rms + 1e-12)
+                for regularizer, weight in zip(regularizers, weights, strict=True):
+                    direction = direction - np.asarray(regularizer.gradient(v, weight))
+                v = np.clip(v + lr * direction, 0.0, 1.0).astype(np.float32)
+            return v
+
+        return run
 
     def _compile(self, modifiers, regularizers):
         import tensorflow as tf
@@ -112,64 +147,68 @@ def optimise(start, filters, recipe: AscentRecipe, seed: int, optimiser: AscentO
     """Run the ascent from ``start`` ((H, W, C) on [0, 1], the same for every filter); returns (images
     (F, H, W, C) on [0, 1], activations at the start, activations reached). ``progress`` (a
     :mod:`~xai_fer.explain.progress` object) is advanced by the steps done."""
-    import tensorflow as tf
-
     run = optimiser.loop(recipe)
     draws = tuple(_drawn(modifier, recipe.steps, seed) for modifier in recipe.modifiers)
-    picked = tf.constant(filters, tf.int32)
-    v0 = tf.constant(np.broadcast_to(start, (len(filters), *start.shape)).astype(np.float32))
-    before = optimiser.measure(v0, picked).numpy()
-    lr = tf.constant(recipe.learning_rate, tf.float32)
-    weights = tuple(tf.constant(r.weight, tf.float32) for r in recipe.regularizers)
+    picked = _constant(filters, "int32")
+    v0 = _constant(np.broadcast_to(start, (len(filters), *start.shape)), "float32")
+    before = np.asarray(optimiser.measure(v0, picked))
+    lr = _constant(recipe.learning_rate, "float32")
+    weights = tuple(_constant(r.weight, "float32") for r in recipe.regularizers)
     v = v0
     with (progress or NoProgress()).task(description, total=recipe.steps) as task:
         # One compiled loop, called once per CHUNK steps: Python gets control back between the calls, so
         # Ctrl-C / SIGTERM stop a long run within one chunk (a single graph call cannot be interrupted).
         for begin in range(0, recipe.steps, CHUNK):
             end = min(begin + CHUNK, recipe.steps)
-            v = run(v, picked, tf.constant(begin), tf.constant(end), lr, weights, draws)
+            v = run(v, picked, _constant(begin, "int32"), _constant(end, "int32"), lr, weights, draws)
             task.advance(end - begin)
-    after = optimiser.measure(v, picked).numpy()
-    return v.numpy(), before, after
+    after = np.asarray(optimiser.measure(v, picked))
+    return np.asarray(v), before, after
+
+
+def _constant(value, dtype: str):
+    """An argument of the compiled functions: a ``tf.constant`` under TensorFlow (a new value must not retrace
+    them), a numpy array under JAX (``jax.jit`` traces arrays by shape anyway)."""
+    value = np.asarray(value, dtype=dtype)
+    if backends.name() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    return tf.constant(value)
 
 
 def _drawn(modifier, steps: int, seed: int):
     """The modifier's random parameters for every step, seeded by the run's seed and its salt; whole numbers
     (shifts) go to the graph as int32, any others as float32."""
-    import tensorflow as tf
-
     drawn = np.asarray(modifier.draw(steps, np.random.default_rng([seed, modifier.salt])))
-    return tf.constant(drawn, tf.int32 if np.issubdtype(drawn.dtype, np.integer) else tf.float32)
+    return _constant(drawn, "int32" if np.issubdtype(drawn.dtype, np.integer) else "float32")
 
 
 def make_forward(features, adapter):
     """A compiled ``forward(images 0-255, picked) -> (N, len(picked))`` mean activations of the picked filters."""
-    import tensorflow as tf
+    from keras import ops
 
-    @tf.function(reduce_retracing=True)
     def forward(x, picked):
-        activation = tf.cast(features(adapter(x), training=False), tf.float32)
-        return tf.gather(tf.reduce_mean(activation, axis=[1, 2]), picked, axis=1)
+        activation = ops.cast(features(adapter(x), training=False), "float32")
+        return ops.take(ops.mean(activation, axis=(1, 2)), picked, axis=1)
 
-    return forward
+    return backends.current().compiled(forward, (features,))
 
 
 def data_maxima(context, forward, filters, limit: int = 0, progress=None,
                 description: str = "data images scanned") -> tuple[np.ndarray, np.ndarray, int]:
     """Each filter's highest mean activation over the data images (batched, compiled forward passes):
     (maxima, index of the image reaching it, images scanned)."""
-    import tensorflow as tf
-
     total = len(context.dataset) if not limit else min(limit, len(context.dataset))
     if total == 0:
         return np.full(len(filters), np.nan), np.full(len(filters), -1), 0
-    picked = tf.constant(filters, tf.int32)
+    picked = np.asarray(filters, np.int32)
     best = np.full(len(filters), -np.inf, np.float32)
     where = np.zeros(len(filters), np.int64)
     with (progress or NoProgress()).task(description, total=total) as task:
         for start in range(0, total, context.batch_size):
             stop = min(start + context.batch_size, total)
-            means = forward(tf.constant(context.images(slice(start, stop))), picked).numpy()
+            means = forward(context.images(slice(start, stop)), picked)
             rows = means.argmax(axis=0)
             values = means[rows, np.arange(len(filters))]
             better = values > best
@@ -189,7 +228,8 @@ def ascent_optimiser(model, name: str, features, adapter) -> AscentOptimiser:
     noise = np.random.default_rng(0).uniform(0, 255, (2, *adapter.data_shape)).astype(np.float32)
     ascent = fold_batch_norm(features, check_input=np.asarray(adapter(noise)))
     source = ascent or model
-    return AscentOptimiser(features, adapter, filter_head(source, source.get_layer(name)), ascent)
+    head = filter_head(source, source.get_layer(name)) if backends.name() == "tensorflow" else None  # TF code
+    return AscentOptimiser(features, adapter, head, ascent)
 
 
 @dataclass

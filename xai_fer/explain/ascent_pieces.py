@@ -66,6 +66,12 @@ class Jitter:
         return rng.integers(-self.pixels, self.pixels + 1, size=(steps, 2)).astype(np.int32)
 
     def apply(self, x, drawn):
+        from . import backends
+
+        if backends.name() != "tensorflow":  # JAX: jnp.roll takes a traced shift too
+            from keras import ops
+
+            return ops.roll(x, drawn, axis=(1, 2))
         import tensorflow as tf
 
         return tf.roll(x, drawn, axis=[1, 2])
@@ -96,9 +102,16 @@ class TotalVariation:
 def laplacian(v):
     """Discrete Laplacian with mirrored (zero-flux) borders; ``-2 * laplacian`` is the gradient of the
     squared-difference total variation."""
-    import tensorflow as tf
+    from . import backends
 
-    p = tf.pad(v, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    if backends.name() != "tensorflow":
+        from keras import ops
+
+        p = ops.pad(v, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
+    else:
+        import tensorflow as tf
+
+        p = tf.pad(v, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
     return p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4.0 * v
 
 

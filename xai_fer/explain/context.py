@@ -12,6 +12,7 @@ from ..data import FER2013_CLASSES, Dataset
 from ..errors import UserError
 from ..models.adapt import InputAdapter
 from ..models.introspect import ModelInfo, logits_model, output_layer
+from . import backends
 from .progress import NoProgress, Progress
 
 
@@ -142,7 +143,7 @@ class ExplainContext:
             return True
         if not len(self.dataset):
             return False
-        first = np.asarray(self._adapted(False)(self.images(slice(0, 32)), training=False))
+        first = backends.current().predict(self._adapted(False), self.images(slice(0, 32)), 32)
         if self.info.binary_output:
             # One column: a layer with a linear activation gives the logit (even when it happens to lie in
             # [0, 1]); a layer without one (a custom layer) gives a probability where every value lies in [0, 1].
@@ -164,9 +165,8 @@ class ExplainContext:
     @cached_property
     def probabilities(self) -> np.ndarray:
         """(N, classes) probabilities for the whole dataset, computed in batches once per run."""
-        model = self.data_model(logits=False)
-        out = [np.asarray(model(self.images(slice(s, s + self.batch_size)), training=False))
-               for s in range(0, len(self.dataset), self.batch_size)]
+        model, predict, size = self.data_model(logits=False), backends.current().predict, self.batch_size
+        out = [predict(model, self.images(slice(s, s + size)), size) for s in range(0, len(self.dataset), size)]
         probabilities = np.concatenate(out) if out else np.zeros((0, self.info.num_classes), np.float32)
         check_finite_outputs(probabilities, self.dataset)
         return probabilities

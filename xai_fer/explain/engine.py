@@ -1,9 +1,11 @@
 """The compiled, batched machinery every attribution method works through (:class:`AttributionEngine`).
 
-A method never writes its own ``GradientTape``: TensorFlow 2.21's oneDNN CPU kernels corrupt memory ("double
-free", exit 139) in EAGER backward passes through some strided 1x1 convolutions, and an eager tape re-dispatches
-every op per batch. The engine's calls are compiled once per (model, kind) and reused for every batch, and they
-split any number of images into batches, so a method's memory is bounded by the batch size, not the input.
+A method never writes its own ``GradientTape`` (nor ``jax.grad``): the engine computes under Keras' backend,
+TensorFlow or JAX, through :mod:`xai_fer.explain.backends`, so a method runs unchanged on both. Never eagerly:
+TensorFlow 2.21's oneDNN CPU kernels corrupt memory ("double free", exit 139) in EAGER backward passes through
+some strided 1x1 convolutions, and an eager tape re-dispatches every op per batch. The engine's calls are
+compiled once per (model, kind) and reused for every batch, and they split any number of images into batches, so
+a method's memory is bounded by the batch size, not the input.
 
 Everything happens in the data's space: images on the 0-255 scale at the data's resolution (the model's own
 scaling, resizing and channel conversion sit inside the model the engine differentiates), so gradients and maps
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from xai_fer.lazy import np
 
+from . import backends
 from .gradients import compiled_for as _compiled
 from .gradients import input_gradients
 from .progress import NoProgress
@@ -24,31 +27,9 @@ from .progress import NoProgress
 DATA_RANGE = (0.0, 255.0)
 
 
-def _image_spec(model):
-    import tensorflow as tf
-
-    return tf.TensorSpec((None, *(int(d) for d in model.inputs[0].shape[1:])), tf.float32)
-
-
-def _build_forward(model_ref):
-    import tensorflow as tf
-
-    @tf.function(input_signature=[_image_spec(model_ref())], reduce_retracing=True)
-    def forward(images):
-        return model_ref()(images, training=False)
-
-    return forward
-
-
 def _batched(function, batch_size: int, *arrays):
-    """``function`` over slices of ``batch_size`` rows of every array; outputs concatenated (tuples kept)."""
-    import tensorflow as tf
-
-    outputs = []
-    for start in range(0, len(arrays[0]), batch_size):
-        out = function(*(tf.constant(a[start:start + batch_size]) for a in arrays))
-        outputs.append(tuple(o.numpy() for o in out) if isinstance(out, (tuple, list)) else out.numpy())
-    return outputs
+    """``function`` over slices of ``batch_size`` rows of every array; outputs (numpy) in a list, one per batch."""
+    return [function(*(a[start:start + batch_size] for a in arrays)) for start in range(0, len(arrays[0]), batch_size)]
 
 
 @dataclass
@@ -101,7 +82,7 @@ class AttributionEngine:
         """(N, classes) outputs of ``model`` (default: the engine's score model), compiled and batched."""
         model = model if model is not None else self.model
         images = np.asarray(images, dtype=np.float32)
-        forward = _compiled(model, "forward", _build_forward)
+        forward = _compiled(model, "forward", lambda model_ref: backends.current().forward_function(model_ref))
         out = _batched(forward, self.batch_size, images)
         if not out:
             return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
@@ -111,63 +92,14 @@ class AttributionEngine:
         """Activations of the layer at path ``layer`` (``backbone/conv3`` inside a nested model) and the
         gradient of each image's class score with respect to them, both (N, h, w, filters), compiled and
         batched: Grad-CAM's raw material."""
-        import tensorflow as tf
-
         if self.find_layer is None:
             raise ValueError("this engine was made without access to the model's layers")
         target = self.find_layer(layer)
-
-        def build(model_ref):
-            @tf.function(input_signature=[_image_spec(model_ref()), tf.TensorSpec((None,), tf.int32)],
-                         reduce_retracing=True)
-            def function(images, classes):
-                captured = []
-                with tf.GradientTape() as tape:
-                    with _tapped(target, captured, tape):
-                        scores = model_ref()(images, training=False)
-                    picked = tf.gather(scores, classes, axis=1, batch_dims=1)
-                    total = tf.reduce_sum(picked)  # images are independent: row i's gradient is its own
-                if len(captured) != 1:
-                    raise ValueError(f"layer {layer!r} is called {len(captured)} times in one forward pass: "
-                                     "pick a layer used once")
-                return captured[0], tape.gradient(total, captured[0])
-
-            return function
-
-        function = _compiled(self.model, ("layer_gradients", layer), build)
+        function = _compiled(self.model, ("layer_gradients", layer),
+                             lambda model_ref: backends.current().layer_gradient_function(model_ref, target, layer))
         images = np.asarray(images, dtype=np.float32)
         classes = np.ascontiguousarray(np.broadcast_to(np.asarray(classes, dtype=np.int32), (len(images),)))
         parts = _batched(function, self.batch_size, images, classes)
         if not parts:
             raise ValueError("no images given")
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-class _tapped:  # noqa: N801 - used as a context manager, reads as a phrase
-    """While tracing, record the output of ``layer`` each time it is called and watch it on ``tape``, so the
-    gradient with respect to it can be taken; works for a layer deep inside nested models, without
-    rebuilding any graph. The layer's own ``call`` is restored afterwards."""
-
-    def __init__(self, layer, captured: list, tape):
-        self.layer, self.captured, self.tape = layer, captured, tape
-
-    def __enter__(self):
-        original = self.layer.call
-        self.had_own = "call" in vars(self.layer)
-        self.original = original
-
-        def call(*args, **kwargs):
-            out = original(*args, **kwargs)
-            self.tape.watch(out)
-            self.captured.append(out)
-            return out
-
-        object.__setattr__(self.layer, "call", call)  # around Keras' attribute tracking
-        return self
-
-    def __exit__(self, *exc):
-        if self.had_own:
-            object.__setattr__(self.layer, "call", self.original)
-        else:
-            object.__delattr__(self.layer, "call")
-        return False

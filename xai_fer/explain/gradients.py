@@ -1,7 +1,8 @@
 """Gradients of one class score per image with respect to the input pixels, for every gradient explainer.
 
-All gradients are computed inside ONE compiled ``tf.function`` per (model, score) pair, traced once with an
-unknown batch size and reused for every batch and every later call. Two reasons:
+All gradients are computed inside ONE compiled function per (model, score) pair, traced once and reused for every
+batch and every later call, under Keras' backend (:mod:`xai_fer.explain.backends`: ``tf.function`` under
+TensorFlow, ``jax.jit`` of the stateless call under JAX). Two reasons:
 
 * speed: an eager ``GradientTape`` re-dispatches every op per batch; the compiled function costs the same as
   a plain compiled forward+backward pass;
@@ -21,14 +22,15 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def check_differentiable(info, who: str) -> None:
-    """Refuse, in one line, what gradient explainers cannot do: run under another Keras backend than
-    TensorFlow (the compiled gradients are TensorFlow's), or differentiate a model whose input is cast to
+    """Refuse, in one line, what gradient explainers cannot do: run under a Keras backend the attribution core
+    has no compiled gradients for (TensorFlow and JAX have), or differentiate a model whose input is cast to
     integers (``Input(dtype="uint8")``: no gradient flows back through the cast, every map would be empty)."""
-    import keras
+    from . import backends
 
-    if keras.backend.backend() != "tensorflow":
-        raise UserError(f"{who} needs Keras' TensorFlow backend, and KERAS_BACKEND is {keras.backend.backend()!r}",
-                        "unset KERAS_BACKEND (or set it to tensorflow) to explain; training may use JAX")
+    try:
+        backends.current()
+    except UserError as exc:
+        raise UserError(f"{who}: {exc.message}", exc.hint) from None
     if not info.input_dtype.startswith(("float", "bfloat")):
         raise UserError(f"{who}: model {info.name!r} takes {info.input_dtype} input, and no gradient flows back "
                         "through the cast to it", "save the model with a float32 Input to explain it with "
@@ -50,32 +52,11 @@ def compiled_for(model, kind, build):
 
 
 def _compiled_gradient(model, softmax: bool):
-    """The compiled ``(images, classes) -> d score[class] / d images`` function for ``model``."""
+    """The compiled ``(images, classes) -> (d score[class] / d images, scores)`` function for ``model``."""
+    from . import backends
 
-    def build(model_ref):
-        import tensorflow as tf
-
-        shape = tuple(int(d) for d in model_ref().inputs[0].shape[1:])
-
-        @tf.function(
-            input_signature=[tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.int32)],
-            reduce_retracing=True,
-        )
-        def gradient(images, classes):
-            with tf.GradientTape() as tape:
-                tape.watch(images)
-                scores = model_ref()(images, training=False)
-                if softmax:
-                    scores = tf.nn.softmax(scores, axis=-1)
-                # Images in a batch are independent (inference mode), so the gradient of the sum of each
-                # image's own class score is, row by row, the gradient of that image's score.
-                picked = tf.gather(scores, classes, axis=1, batch_dims=1)
-                total = tf.reduce_sum(picked)
-            return tape.gradient(total, images), picked
-
-        return gradient
-
-    return compiled_for(model, ("gradient", softmax), build)
+    return compiled_for(model, ("gradient", softmax),
+                        lambda model_ref: backends.current().input_gradient_function(model_ref, softmax))
 
 
 def input_gradients(model, images, classes, batch_size: int = 128, softmax: bool = False,
@@ -88,19 +69,16 @@ def input_gradients(model, images, classes, batch_size: int = 128, softmax: bool
     ``softmax(model(x))`` instead, for models that output logits. Returns float32 (N, H, W, C) gradients,
     and with ``return_scores`` also the (N,) differentiated scores.
     """
-    import tensorflow as tf
-
     images = np.asarray(images, dtype=np.float32)
-    classes = np.broadcast_to(np.asarray(classes, dtype=np.int32), (len(images),))
+    classes = np.ascontiguousarray(np.broadcast_to(np.asarray(classes, dtype=np.int32), (len(images),)))
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     gradient = _compiled_gradient(model, bool(softmax))
     grads, scores = [], []
     for start in range(0, len(images), batch_size):
-        g, s = gradient(tf.constant(images[start:start + batch_size]),
-                        tf.constant(classes[start:start + batch_size]))
-        grads.append(g.numpy())
-        scores.append(s.numpy())
+        g, s = gradient(images[start:start + batch_size], classes[start:start + batch_size])
+        grads.append(g)
+        scores.append(s)
     if grads:
         out, picked = np.concatenate(grads), np.concatenate(scores)
     else:

@@ -23,8 +23,13 @@ def versions() -> dict:
         import tensorflow
 
         found["tensorflow"] = tensorflow.__version__
-    except ImportError:  # a JAX-only install can still explain with the confusion explainer (no gradients)
+    except ImportError:  # a JAX-only install explains under KERAS_BACKEND=jax
         pass
+    if found["keras_backend"] == "jax":
+        import jax
+
+        found["jax"] = jax.__version__
+        found["jax_devices"] = sorted({device.platform for device in jax.devices()})
     return found
 
 
