@@ -108,6 +108,7 @@ class ImageFolderFormat:
             raise UserError(f"{path}: no images in the class folders", _FORMAT_HINT)
         split_layout = groups[0][0] != _NO_SPLIT
         images, preparation = _read_images(files, faces, [file.relative_to(path).as_posix() for file in files])
+        previews = preparation.pop("previews", [])
         return Dataset(
             images=images,
             labels=np.repeat([index_of[folder.name.lower()] for _, folder in groups], counts),
@@ -116,6 +117,7 @@ class ImageFolderFormat:
             usage=np.repeat([_code(split) for split, _ in groups], counts) if split_layout else None,
             names=np.array([file.relative_to(path).as_posix() for file in files]),
             preparation=preparation,
+            previews=previews,
         )
 
     def _class_folders(self, root: Path) -> list[tuple[str | None, Path]]:
@@ -161,7 +163,8 @@ class ImageFolderFormat:
 def _read_images(files: list[Path], faces: bool = False, names: list[str] | None = None) -> tuple[np.ndarray, dict]:
     """All images as one uint8 array: 'L' when every image is grayscale, else RGB; with ``faces``, each cut to
     the face found in it. Images (or faces) of different sizes are resized to one (see
-    :func:`xai_fer.data.photos.common_size`). Returns the images and what was done to them (for the record)."""
+    :func:`xai_fer.data.photos.common_size`). Returns the images and what was done to them (for the record;
+    with ``faces``, its ``previews`` are the pictures of the crops for the report, taken out by the caller)."""
     from xai_fer.data import photos
 
     sizes, grayscale = [], True
@@ -178,7 +181,7 @@ def _read_images(files: list[Path], faces: bool = False, names: list[str] | None
         return photos.stack_images((_decode(file, mode) for file in files), sizes, len(files), names, grayscale)
     crops = (cropper.crop(_decode(file, mode), name) for file, name in zip(files, names, strict=True))
     images, preparation = photos.stack_images(crops, None, len(files), names, grayscale)
-    return images, {**preparation, "face_crop": cropper.record()}
+    return images, {**preparation, "face_crop": cropper.record(), "previews": cropper.previews()}
 
 
 def _decode(file: Path, mode: str) -> np.ndarray:
@@ -277,8 +280,10 @@ class PhotosFormat:
         plain = [file.name for file in files]
         names = plain if len(set(plain)) == len(plain) else [str(file) for file in files]  # two a.jpg: paths
         images, preparation = _read_images(files, faces, names)
+        previews = preparation.pop("previews", [])
         return Dataset(images=images, labels=None, class_names=FER2013_CLASSES,
-                       source=source or ", ".join(map(str, files)), names=np.array(names), preparation=preparation)
+                       source=source or ", ".join(map(str, files)), names=np.array(names), preparation=preparation,
+                       previews=previews)
 
 
 @hookimpl

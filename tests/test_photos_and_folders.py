@@ -224,6 +224,14 @@ def test_faces_are_found_cut_out_and_recorded(tmp_path, model_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["data"]["preparation"]["face_crop"]["images"][0]["box"] == [x, y, w, h]
     assert f"photo.jpg (480x360): x={x} y={y} {w}x{h}" in (out / "index.html").read_text()
+    # ... and drawn: the photo, shrunk to at most 192 pixels a side, with the box in green where the face was.
+    (preview,) = data.previews
+    scale = 192 / 480
+    assert preview.image.shape[:2] == (144, 192) and preview.box == tuple(round(v * scale) for v in (x, y, w, h))
+    assert manifest["run_files"] == ["face_crops.png"] and 'src="face_crops.png"' in (out / "index.html").read_text()
+    drawn = np.asarray(Image.open(out / "face_crops.png").convert("RGB")).astype(int)
+    green = (drawn[..., 1] > 180) & (drawn[..., 0] < 100) & (drawn[..., 2] < 100)
+    assert green.sum() > 200, "the box is drawn"
 
 
 def test_a_photo_without_a_face_is_a_one_line_refusal(tmp_path, model_path):

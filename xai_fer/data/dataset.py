@@ -95,6 +95,9 @@ class Dataset:
     # How the images were prepared on loading (resized to one size, faces cropped, labels read from a file):
     # JSON-ready, recorded with every result.
     preparation: dict = field(default_factory=dict, repr=False)
+    # Small pictures of that preparation for the report: the first photos with the face box cut out of each
+    # (xai_fer.data.photos.FacePreview); not JSON, not in the manifest.
+    previews: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         # Checked here, not only in the built-in loaders: a third-party format's mistakes (a list of images,
@@ -142,6 +145,7 @@ class Dataset:
             names=pick(self.names),
             source_rows=pick(self.source_rows),
             preparation=self.preparation,
+            previews=self.previews,
         )
 
     def row_label(self, row: int) -> dict:

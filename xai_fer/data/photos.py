@@ -10,7 +10,9 @@ from __future__ import annotations
 import glob
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from xai_fer.lazy import np
 
@@ -97,6 +99,29 @@ def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
 
 
+@dataclass(frozen=True)
+class FacePreview:
+    """A photo shrunk to at most ``SIDE`` pixels a side and the face box found in it, in the shrunk pixels: what
+    the report draws so that a reader sees what was cut out (the record keeps the boxes of every photo)."""
+
+    name: str
+    image: np.ndarray
+    box: tuple[int, int, int, int]
+
+    SIDE: ClassVar[int] = 192
+    KEPT: ClassVar[int] = 12  # photos drawn in the report; every box stays in the manifest
+
+    @classmethod
+    def of(cls, pixels: np.ndarray, box: tuple[int, int, int, int], name: str) -> FacePreview:
+        from PIL import Image
+
+        height, width = pixels.shape[:2]
+        scale = min(1.0, cls.SIDE / max(height, width))
+        small = Image.fromarray(pixels).resize((max(1, round(width * scale)), max(1, round(height * scale))),
+                                               Image.Resampling.BILINEAR)
+        return cls(name, np.asarray(small), tuple(round(v * scale) for v in box))
+
+
 class FaceCropper:
     """Finds the face in each photo with OpenCV's bundled frontal-face Haar cascade and cuts it out (a square;
     of several faces, the largest). A photo without a face is refused in one line: explaining a face model on
@@ -116,6 +141,7 @@ class FaceCropper:
                             'pip install "opencv-python-headless>=4.8,<5"')
         self._cv2, self._detector, self._version = cv2, detector, cv2.__version__
         self._records: list[dict] = []
+        self._previews: list[FacePreview] = []
 
     def crop(self, pixels: np.ndarray, name: str) -> np.ndarray:
         """The face in ``pixels`` (uint8 (H, W) or (H, W, 3)); UserError when there is none."""
@@ -129,7 +155,13 @@ class FaceCropper:
         x, y, w, h = (int(v) for v in max(boxes, key=lambda box: int(box[2]) * int(box[3])))
         self._records.append({"name": name, "photo_size": f"{gray.shape[1]}x{gray.shape[0]}", "box": [x, y, w, h],
                               "faces_found": int(len(boxes))})
+        if len(self._previews) < FacePreview.KEPT:
+            self._previews.append(FacePreview.of(pixels, (x, y, w, h), name))
         return np.ascontiguousarray(pixels[y:y + h, x:x + w])
+
+    def previews(self) -> list[FacePreview]:
+        """The first photos, small, with the box cut out of each: drawn in the report."""
+        return list(self._previews)
 
     def record(self) -> dict:
         """What was cut out of which photo: box (x, y, width, height) in the photo's pixels."""

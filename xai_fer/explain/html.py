@@ -15,6 +15,7 @@ from ..atomic import json_default
 from ..data.photos import describe_preparation
 from ..display import visible
 from .browser import section_html
+from .face_crops import FIGURE as FACE_CROPS
 
 # A JSON block longer than this (a summary with the details of thousands of images) is cut in the page: the
 # file beside it holds all of it, and the page stays quick to open.
@@ -101,6 +102,10 @@ def render_index(manifest: dict, sections: list[tuple[str, list[str], dict]], br
         "created": manifest["created"],
     }
     parts = [f"<h1>xai-fer run</h1>{_table({k: v for k, v in overview.items() if v is not None})}"]
+    if FACE_CROPS in manifest.get("run_files", []):  # --faces: what was cut out of the photos
+        parts.append(f'<figure><img src="{FACE_CROPS}" alt="faces cut out of the photos" loading="lazy">'
+                     "<figcaption>the face found in each photo (green), which is what was explained</figcaption>"
+                     "</figure>")
     if manifest.get("skipped"):  # explainers of the default "all" that do not apply: said, not only in the JSON
         parts.append("<h2>not run</h2>" + _table(manifest["skipped"]))
     if manifest.get("figures_left_out"):  # --max-figures: said where the figures would have been

@@ -19,6 +19,7 @@ from ..models.scaling_choice import ScalingWarning, choose_scaling
 from .artifact import Artifact
 from .browser import BROWSER_FOLDER, context_inputs, write_browser
 from .context import ExplainContext
+from .face_crops import write_face_crops
 from .html import render_index
 from .manifest import build_manifest
 from .output import MAX_FIGURES, check_max_figures, prepare_output, write_report
@@ -172,6 +173,11 @@ def _applicable(planned, context, asked: set[str]) -> list:
     return kept
 
 
+def _both(first, second):
+    """One ``add_files`` writer out of two (the face crops and a whole split's maps.h5)."""
+    return lambda staging: [*first(staging), *second(staging)]
+
+
 def check_seed(seed: int) -> None:
     if not 0 <= seed < 2**32:  # what every random generator behind the explainers accepts
         raise UserError(f"--seed {seed} is out of range", "use a whole number from 0 to 4294967295")
@@ -258,11 +264,11 @@ def run_explain(
         artifacts = {item.name: artifacts[item.name] for item in ordered}
         before_browser = sum(report_group(item) == "accuracy" for item in ordered)
         render = functools.partial(render_index, browser=f"{BROWSER_FOLDER}/", browser_after=before_browser)
-        add_files = None
+        add_files = functools.partial(write_face_crops, dataset=dataset)  # the run's own files, listed as such
         if context.whole_split is not None:  # its maps.h5 into the report (the browser reads the same datasets)
             from .wholesplit import add_report_files
 
-            add_files = functools.partial(add_report_files, context)
+            add_files = _both(add_files, functools.partial(add_report_files, context))
         try:
             manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render, max_figures,
                                     write_extra=lambda staging: write_browser(staging / BROWSER_FOLDER,
