@@ -129,7 +129,10 @@ class Artifact:
         for name in self.figures_to_write(max_figures):
             figure = self.figures.lazy(name)
             made = figure() if callable(figure) else figure  # a lazy figure lives only while it is saved
-            save_figure(made, directory / f"{name}.png", dpi=110, bbox_inches="tight")
+            # A figure with a layout engine (constrained) already fits its contents: a tight bounding box would
+            # draw it twice (about half of a report's drawing time) and let long labels stretch the image.
+            tight = None if getattr(made, "get_layout_engine", lambda: None)() is not None else "tight"
+            save_figure(made, directory / f"{name}.png", dpi=110, bbox_inches=tight)
             del made
             names.append(f"{name}.png")
         _write_npz(directory / "arrays.npz", self.arrays)
