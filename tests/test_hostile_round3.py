@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
+import h5py
 import pytest
 import test_hostile_inputs as hostile
+from fixtures import sample_images
 from test_hostile_inputs import assert_refused, snapshot
 
 # The fixtures of round two, shared: a good model and data, a run folder beside the user's files, the alarm.
@@ -106,3 +109,52 @@ def test_stale_temporary_folders_are_left_and_the_run_resumes_past_them(run_and_
     (out / "checkpoints" / "epoch-004.keras").symlink_to(out / "checkpoints" / "epoch-004.keras")  # a loop
     assert CheckpointStore(out).clean() == ["epoch-004.keras"]  # the link goes, nothing it points at
     assert (out / "checkpoints" / ".epoch-002.keras.tmp-abc" / "inside.txt").read_text() == "kept"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HDF5 soft-link loops: one line naming the file and the link, in data and in models
+# ---------------------------------------------------------------------------------------------------------------
+
+def _h5_with_links(path, links: dict, images: bool = False):
+    with h5py.File(path, "w") as handle:
+        if images:
+            handle["images"] = sample_images(7)
+        for name, target in links.items():
+            if "/" in name.strip("/"):
+                handle.require_group(name.rsplit("/", 1)[0])
+            handle[name] = h5py.SoftLink(target)
+    return path
+
+
+DATA_LOOPS = {
+    "two-links": ({"images": "/a", "a": "/images"}, False, "loops.h5: 'images' is a link to '/a', which loops"),
+    "self": ({"images": "/images"}, False, "loops.h5: 'images' is a link to '/images', which loops"),
+    "three-links": ({"images": "/b", "b": "/c", "c": "/images"}, False, "which loops or cannot be followed"),
+    "labels-through-a-group": ({"labels": "/g/l", "g/l": "/labels"}, True, "is a link to '/"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_LOOPS), ids=list(DATA_LOOPS))
+def test_hdf5_data_with_a_link_loop_is_named(case, good, tmp_path):
+    links, images, message = DATA_LOOPS[case]
+    data = _h5_with_links(tmp_path / "loops.h5", links, images)
+    line = assert_refused(["evaluate", good / "model.keras", "--data", data], message)
+    assert "which loops" in line
+
+
+MODEL_LOOPS = {
+    "root-x-y": {"x": "/y", "y": "/x"},
+    "in-model-weights": {"model_weights/loop": "/model_weights/loop"},
+    "three-links": {"p": "/q", "q": "/r", "r": "/p"},
+}
+
+
+@pytest.mark.parametrize("case", list(MODEL_LOOPS), ids=list(MODEL_LOOPS))
+def test_an_hdf5_model_with_a_link_loop_is_named(case, good, tmp_path):
+    model = tmp_path / "model.h5"
+    shutil.copy(good / "model.h5", model)
+    with h5py.File(model, "a") as handle:
+        for name, target in MODEL_LOOPS[case].items():
+            handle[name] = h5py.SoftLink(target)
+    assert_refused(["info", model], "model.h5: '")
+    assert_refused(["info", model], "which loops or cannot be followed")
