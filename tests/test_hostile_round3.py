@@ -158,3 +158,51 @@ def test_an_hdf5_model_with_a_link_loop_is_named(case, good, tmp_path):
             handle[name] = h5py.SoftLink(target)
     assert_refused(["info", model], "model.h5: '")
     assert_refused(["info", model], "which loops or cannot be followed")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Recursive globs: linked folders are not walked, the walk is bounded
+# ---------------------------------------------------------------------------------------------------------------
+
+def _photo_tree(root):
+    (root / "a" / "b").mkdir(parents=True)
+    for name in ("a/b/x.png", "y.png"):
+        (root / name).write_bytes(b"not read here")
+    (root / "a" / "loop").symlink_to("..")  # back to the root: glob.glob would walk a/loop/a/loop/... for ever
+    (root / "a" / "b" / "self").symlink_to(".")
+    (root / "a" / "linked.png").symlink_to(root / "y.png")  # a linked FILE still counts
+    return root
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    ("**/*.png", ["a/b/x.png", "a/linked.png", "y.png"]),
+    ("a/**/*.png", ["a/b/x.png", "a/linked.png"]),
+    ("**/x.png", ["a/b/x.png"]),
+    ("*/*/*.png", ["a/b/x.png", "a/loop/y.png"]),  # no ** walk: a named level may go through a link, finitely
+])
+def test_a_recursive_glob_does_not_follow_linked_folders(pattern, expected, tmp_path):
+    from xai_fer.data.globbing import glob_files
+
+    root = _photo_tree(tmp_path / "photos")
+    assert [str(p.relative_to(root)) for p in glob_files(str(root / pattern))] == expected
+
+
+def test_a_recursive_glob_over_proc_ends(good):
+    """/proc links every process to / and to its working folder: the walk must end (here: no PNG there)."""
+    import time
+
+    start = time.monotonic()
+    assert_refused(["evaluate", good / "model.keras", "--data", "/proc/**/*.png"], "/proc/**/*.png")
+    assert time.monotonic() - start < 60
+
+
+@pytest.mark.parametrize("pattern", ["**/*.png", "**/*", "*/**/*.jpg"])
+def test_a_glob_that_looks_through_too_many_entries_is_refused(pattern, good, tmp_path, monkeypatch):
+    from xai_fer.data import globbing
+
+    root = _photo_tree(tmp_path / "photos")
+    for index in range(30):
+        (root / "a" / f"extra-{index}.txt").write_text("")
+    monkeypatch.setattr(globbing, "MAX_ENTRIES", 20)
+    assert_refused(["evaluate", good / "model.keras", "--data", str(root / pattern)],
+                   "looks through more than 20 folder entries")
