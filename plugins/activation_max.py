@@ -158,20 +158,23 @@ def _resolve_filters(options: ActivationMaxOptions, layer_name: str, count: int)
 
 
 def read_image_file(path: str, data_shape: tuple[int, int, int]) -> np.ndarray:
-    """An image file as a float32 (H, W, C) array on the 0-255 scale, in the data's channels and size."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file as a float32 (H, W, C) array on the 0-255 scale, in the data's channels and size. Read
+    through the same checked open as image folders: special files, the pixel limit, damaged files."""
+    from PIL import Image
+
+    from xai_fer.safe_files import check_kind, open_image
 
     file = Path(path).expanduser()
-    if not file.is_file():
+    check_kind(file, "image_file")  # a FIFO or /dev/zero: named as such, not as missing
+    if not file.exists():
         raise UserError(f"image file {str(file)!r} does not exist", "check the image_file path")
+    if file.is_dir():
+        raise UserError(f"image file {str(file)!r} is a folder", "pass one image file as image_file")
     height, width, channels = data_shape
-    try:
-        with Image.open(file) as image:
-            converted = image.convert("L" if channels == 1 else "RGB")
-            resized = converted.resize((width, height), Image.Resampling.BILINEAR)
-            array = np.asarray(resized, dtype=np.float32)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"cannot read image file {str(file)!r}: {exc}", "pass a PNG, JPEG or similar") from None
+    with open_image(file, "image_file") as image:
+        converted = image.convert("L" if channels == 1 else "RGB")
+        resized = converted.resize((width, height), Image.Resampling.BILINEAR)
+        array = np.asarray(resized, dtype=np.float32)
     if array.ndim == 2:
         array = array[..., None]
     if array.shape[-1] != channels:  # RGB file for multi-channel (but not 3-channel) data

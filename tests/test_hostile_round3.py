@@ -20,7 +20,7 @@ import h5py
 import pytest
 import test_hostile_inputs as hostile
 from fixtures import sample_images
-from test_hostile_inputs import assert_refused, snapshot
+from test_hostile_inputs import _declare_jpeg_size, _declare_png_size, _jpeg, _png, assert_refused, snapshot
 
 # The fixtures of round two, shared: a good model and data, a run folder beside the user's files, the alarm.
 good, run_and_victims, no_hang = hostile.good, hostile.run_and_victims, hostile.no_hang
@@ -206,3 +206,70 @@ def test_a_glob_that_looks_through_too_many_entries_is_refused(pattern, good, tm
     monkeypatch.setattr(globbing, "MAX_ENTRIES", 20)
     assert_refused(["evaluate", good / "model.keras", "--data", str(root / pattern)],
                    "looks through more than 20 folder entries")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# activation-max.image_file: the checked image open (special files, the pixel limit, damaged files)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _image_file(tmp, kind):
+    path = tmp / "seed.png"
+    small = _png(sample_images(1)[0])
+    if kind == "png-claims-40000x25000":
+        path.write_bytes(_declare_png_size(small, 40000, 25000))
+    elif kind == "png-claims-12000x12000":
+        path.write_bytes(_declare_png_size(small, 12000, 12000))
+    elif kind == "jpeg-claims-60000x60000":
+        path = tmp / "seed.jpg"
+        path.write_bytes(_declare_jpeg_size(_jpeg(sample_images(1)[0]), 60000, 60000))
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "truncated":
+        path.write_bytes(small[:60])
+    return path
+
+
+IMAGE_FILE_CASES = {
+    # id: (file, environment, message)
+    "png-claims-40000x25000": (lambda tmp: _image_file(tmp, "png-claims-40000x25000"), {},
+                               "(40000x25000) is 1 gigapixels, over xai-fer's limit per image"),
+    "png-claims-12000x12000": (lambda tmp: _image_file(tmp, "png-claims-12000x12000"), {},
+                               "(12000x12000) is 144 megapixels"),
+    "jpeg-claims-60000x60000": (lambda tmp: _image_file(tmp, "jpeg-claims-60000x60000"), {},
+                                "(60000x60000) is 3.6 gigapixels"),
+    "a-48x48-png-over-a-lowered-limit": (lambda tmp: _image_file(tmp, "plain"), {"XAI_FER_MAX_IMAGE_PIXELS": "1000"},
+                                         "(48x48) is 2,304 pixels, over xai-fer's limit per image of 1,000 pixels"),
+    "dev-zero": (lambda tmp: "/dev/zero", {}, "image_file '/dev/zero' is a character device"),
+    "fifo": (lambda tmp: _image_file(tmp, "fifo"), {}, "seed.png' is a FIFO (named pipe)"),
+    "folder": (lambda tmp: _image_file(tmp, "folder"), {}, "seed.png' is a folder"),
+    "truncated": (lambda tmp: _image_file(tmp, "truncated"), {}, "seed.png: not a readable image"),
+    "missing": (lambda tmp: tmp / "gone.png", {}, "gone.png' does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", list(IMAGE_FILE_CASES), ids=list(IMAGE_FILE_CASES))
+def test_activation_max_image_file_goes_through_the_checked_open(case, tmp_path, monkeypatch):
+    from xai_fer_plugins.activation_max import read_image_file
+
+    from xai_fer.errors import UserError
+
+    build, environment, message = IMAGE_FILE_CASES[case]
+    path = build(tmp_path)
+    if case == "a-48x48-png-over-a-lowered-limit":
+        path.write_bytes(_png(sample_images(1)[0]))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UserError) as caught:
+        read_image_file(str(path), (48, 48, 1))
+    line = caught.value.one_line()
+    assert message in line and "bug in xai-fer" not in line and "\n" not in line, line
+
+
+def test_activation_max_image_file_still_reads_a_good_image(tmp_path):
+    from xai_fer_plugins.activation_max import read_image_file
+
+    path = tmp_path / "seed.png"
+    path.write_bytes(_png(sample_images(1)[0]))
+    assert read_image_file(str(path), (24, 24, 3)).shape == (24, 24, 3)
