@@ -21,6 +21,9 @@ import pytest
 import test_hostile_inputs as hostile
 from fixtures import sample_images
 from test_hostile_inputs import _declare_jpeg_size, _declare_png_size, _jpeg, _png, assert_refused, snapshot
+from typer.testing import CliRunner
+
+from xai_fer.cli import app
 
 # The fixtures of round two, shared: a good model and data, a run folder beside the user's files, the alarm.
 good, run_and_victims, no_hang = hostile.good, hostile.run_and_victims, hostile.no_hang
@@ -273,3 +276,72 @@ def test_activation_max_image_file_still_reads_a_good_image(tmp_path):
     path = tmp_path / "seed.png"
     path.write_bytes(_png(sample_images(1)[0]))
     assert read_image_file(str(path), (24, 24, 3)).shape == (24, 24, 3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Out of memory from a model option: ceilings, a parameter count, and OOM while building said as the options'
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model, option, message", [
+    ("dnn", "hidden_units=1000000000", "hidden_units allows at most 32 layers of at most 16,384 units"),
+    ("dnn", "hidden_units=64,20000", "hidden_units allows at most"),
+    ("dnn", "hidden_units=" + ",".join(["8"] * 40), "hidden_units allows at most 32 layers"),
+    ("cnn", "filters=32,64,1000000", "filters allows at most 8 blocks of at most 4,096 filters"),
+    ("cnn", "filters=" + ",".join(["4"] * 9), "filters allows at most 8 blocks"),
+    ("cnn", "dense_units=10000000000", "dense_units allows at most"),
+])
+def test_architecture_options_have_ceilings(model, option, message, tmp_path):
+    data = hostile._tiny_training_h5(tmp_path / "tiny.h5")
+    assert_refused(["train", model, "--data", data, "--out", tmp_path / "run", "--epochs", "1", "--option", option],
+                   message)
+    assert not (tmp_path / "run").exists()
+
+
+def _out_of_memory_errors():
+    import tensorflow as tf
+
+    class XlaRuntimeError(RuntimeError):  # what JAX raises, by name and text
+        pass
+
+    return {"memory-error": MemoryError(),
+            "tensorflow": tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape"),
+            "jax": XlaRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 8.00TiB")}
+
+
+@pytest.mark.parametrize("kind", ["memory-error", "tensorflow", "jax"])
+def test_out_of_memory_while_building_is_the_options_asking_too_much(kind, tmp_path, monkeypatch):
+    from xai_fer_plugins.dnn import Dnn
+
+    error = _out_of_memory_errors()[kind]
+
+    def build(self, *args):
+        raise error
+
+    monkeypatch.setattr(Dnn, "build", build)
+    data = hostile._tiny_training_h5(tmp_path / "tiny.h5")
+    line = assert_refused(["train", "dnn", "--data", data, "--out", tmp_path / "run", "--epochs", "1",
+                           "--option", "hidden_units=16000,16000"],
+                          "model 'dnn' with hidden_units=(16000, 16000) needs more memory than this machine has")
+    assert "bug" not in line
+
+
+def test_a_network_over_the_parameter_ceiling_is_refused(tmp_path, monkeypatch):
+    from xai_fer.training import building
+
+    monkeypatch.setattr(building, "MAX_PARAMETERS", 10_000)
+    data = hostile._tiny_training_h5(tmp_path / "tiny.h5")
+    assert_refused(["train", "dnn", "--data", data, "--out", tmp_path / "run", "--epochs", "1"],
+                   "model 'dnn' with its default options has")
+
+
+def test_a_bug_in_a_build_is_still_the_plugins(tmp_path, monkeypatch):
+    from xai_fer_plugins.dnn import Dnn
+
+    def build(self, *args):
+        raise KeyError("wrong")
+
+    monkeypatch.setattr(Dnn, "build", build)
+    data = hostile._tiny_training_h5(tmp_path / "tiny.h5")
+    result = CliRunner().invoke(app, ["train", "dnn", "--data", str(data), "--out", str(tmp_path / "run"),
+                                      "--epochs", "1"])
+    assert result.exit_code != 0 and "failed in build: KeyError" in result.output, result.output
