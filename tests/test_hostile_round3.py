@@ -345,3 +345,72 @@ def test_a_bug_in_a_build_is_still_the_plugins(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["train", "dnn", "--data", str(data), "--out", str(tmp_path / "run"),
                                       "--epochs", "1"])
     assert result.exit_code != 0 and "failed in build: KeyError" in result.output, result.output
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Long class names: every figure stays bounded, no library warning, the JSON keeps the full names
+# ---------------------------------------------------------------------------------------------------------------
+
+def _long_names(kind: str) -> list[str]:
+    import numpy as np
+
+    if kind == "300-ascii":
+        return [f"{i}" + "x" * 300 for i in range(7)]
+    if kind == "1500-with-spaces":
+        return [f"{i} " + "happy face " * 136 for i in range(7)]
+    if kind == "5000-ascii":
+        return [f"{i}" + "W" * 5000 for i in range(7)]
+    if kind == "3000-wide-characters":
+        return [f"{i}" + "\u8868" * 3000 for i in range(7)]
+    rng = np.random.default_rng(0)  # 2,000 characters with line breaks and mathtext in them
+    return [f"{i}$" + "".join(rng.choice(list("ab\n$^_{} "), 2000)) for i in range(7)]
+
+
+@pytest.mark.parametrize("kind", ["300-ascii", "1500-with-spaces", "5000-ascii", "3000-wide-characters",
+                                  "2000-lines-and-mathtext"])
+def test_long_class_names_give_bounded_figures_and_no_warnings(kind, good, tmp_path):
+    import warnings
+
+    import numpy as np
+    from fixtures import write_npz
+    from PIL import Image
+
+    names = _long_names(kind)
+    data = write_npz(tmp_path / "long.npz", sample_images(14), np.arange(14) % 7, class_names=names)
+    out = tmp_path / "report"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(app, [str(a) for a in [
+            "explain", good / "model.keras", "--data", data, "--out", out, "-e", "confusion", "-e", "saliency",
+            "-o", "saliency.per_class=1", "--preprocess", "unit"]])
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output and "warn" not in result.output.lower(), result.output
+    shown = [str(w.message) for w in caught if "matplotlib" in (w.filename or "") or "layout" in str(w.message)]
+    assert not shown, shown
+    for figure in out.rglob("*.png"):
+        with Image.open(figure) as image:
+            width, height = image.size
+        assert max(width, height) < 5000 and width * height < 12_000_000, (figure.name, image.size)
+    summary = json.loads((out / "confusion" / "summary.json").read_text())
+    assert summary["class_names"] == names  # the full names stay in the JSON
+
+
+@pytest.mark.parametrize("names, message", [
+    (["x" * 60_000] * 7, "class name 'xxxxxxxx"),
+    (["\u8868" * 9_000, "\u8868" * 9_000, *"abcde"], "is given twice"),
+])
+def test_names_quoted_in_an_error_line_are_shortened(names, message, good, tmp_path):
+    import numpy as np
+    from fixtures import write_npz
+
+    data = write_npz(tmp_path / "names.npz", sample_images(7), np.arange(7), class_names=names)
+    line = assert_refused(["evaluate", good / "model.keras", "--data", data, "--preprocess", "unit"], message)
+    assert len(line) < 400 and "\u2026" in line, len(line)
+
+
+def test_an_npz_of_many_arrays_lists_a_few_in_its_error_line(good, tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "many.npz", **{f"array_{i}_" + "k" * 200: np.zeros(1) for i in range(50)})
+    line = assert_refused(["evaluate", good / "model.keras", "--data", tmp_path / "many.npz"], "no 'images' array")
+    assert "and 40 more" in line and len(line) < 1000, line
