@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from xai_fer.display import short
+from xai_fer.display import figure_name
 from xai_fer.errors import UserError, did_you_mean
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.ascent import AscentRecipe, compiled, data_maxima, optimise
@@ -228,7 +228,7 @@ def grid_figure(images, filters, reached, layer_name, columns, seed_panel=None):
         shown, kwargs = _display(img)
         axis.imshow(shown, **kwargs)
         axis.set_title(title, fontsize=8)
-    figure.suptitle(f"activation maximisation: {short(layer_name)} (filter #index  mean activation reached)",
+    figure.suptitle(f"activation maximisation: {figure_name(layer_name)} (filter #index  mean activation reached)",
                     fontsize=9)
     figure.tight_layout()
     return figure

@@ -67,8 +67,9 @@ def names_listed(names, count: int = 10) -> str:
     return ", ".join(short(name) for name in names[:count]) + more if names else "nothing"
 
 
-def _tick_text(value) -> str:
-    """A tick label (a class name, mostly): at most FIGURE_LINES lines, each a :func:`short` name."""
+def figure_name(value) -> str:
+    """A name as every figure shows it (tick labels, titles, legends): at most FIGURE_LINES lines, each a
+    :func:`short` name; the full names stay in the JSON and HTML."""
     lines = str(value).split("\n")
     return "\n".join(short(part) for part in lines[:FIGURE_LINES]) + ("\u2026" if len(lines) > FIGURE_LINES else "")
 
@@ -133,7 +134,7 @@ def literal_figure_text(figure) -> None:
             for ticker in (axis.major, axis.minor):
                 formatter = ticker.formatter
                 if isinstance(formatter, FixedFormatter):
-                    formatter.seq = [_tick_text(label) for label in formatter.seq]
+                    formatter.seq = [figure_name(label) for label in formatter.seq]
                 elif isinstance(formatter, FuncFormatter) and not getattr(formatter.func, "_visible", False):
                     formatter.func = _visible_labels(formatter.func)
             axis.get_majorticklabels()
@@ -148,7 +149,7 @@ def literal_figure_text(figure) -> None:
 
 def _visible_labels(function):
     def label(*args):
-        return _tick_text(function(*args))
+        return figure_name(function(*args))
 
     label._visible = True  # wrapped once, however often the figure is saved
     return label
