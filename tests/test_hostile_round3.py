@@ -414,3 +414,57 @@ def test_an_npz_of_many_arrays_lists_a_few_in_its_error_line(good, tmp_path):
     np.savez(tmp_path / "many.npz", **{f"array_{i}_" + "k" * 200: np.zeros(1) for i in range(50)})
     line = assert_refused(["evaluate", good / "model.keras", "--data", tmp_path / "many.npz"], "no 'images' array")
     assert "and 40 more" in line and len(line) < 1000, line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Two explain runs into one report: the second stops in one line
+# ---------------------------------------------------------------------------------------------------------------
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+handle = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["-e", "saliency", "-o", "saliency.per_class=1"]])
+def test_a_second_overwrite_into_a_report_being_written_is_refused(extra, good, tmp_path):
+    """Another explain holds the report it will replace: this one stops before any work, the report unchanged."""
+    import subprocess
+    import sys
+
+    args = ["explain", good / "model.keras", "--data", good / "data.h5", "--out", tmp_path / "report",
+            "-e", "confusion", "--preprocess", "unit", *extra]
+    assert CliRunner().invoke(app, [str(a) for a in args]).exit_code == 0
+    before = snapshot(tmp_path / "report")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(tmp_path / "report")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert_refused([*args, "--overwrite"], "report is being written by another explain run")
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert snapshot(tmp_path / "report") == before
+    assert CliRunner().invoke(app, [str(a) for a in [*args, "--overwrite"]]).exit_code == 0  # free again
+
+
+def test_an_overwrite_into_a_new_folder_does_not_replace_a_report_written_meanwhile(good, tmp_path, monkeypatch):
+    """With nothing to replace when it started, a run that finds a report there at the end (written by a run
+    that started alongside) stops in one line instead of replacing it."""
+    from xai_fer.explain import output
+
+    out = tmp_path / "report"
+    real = output._write_report
+
+    def other_run_first(target, *rest):
+        target.mkdir()
+        (target / "manifest.json").write_text('{"files": ["manifest.json"]}')
+        return real(target, *rest)
+
+    monkeypatch.setattr(output, "_write_report", other_run_first)
+    assert_refused(["explain", good / "model.keras", "--data", good / "data.h5", "--out", out, "-e", "confusion",
+                    "--preprocess", "unit", "--overwrite"], "was written by another run while this one worked")
+    assert (out / "manifest.json").read_text() == '{"files": ["manifest.json"]}'
