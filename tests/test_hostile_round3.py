@@ -468,3 +468,36 @@ def test_an_overwrite_into_a_new_folder_does_not_replace_a_report_written_meanwh
     assert_refused(["explain", good / "model.keras", "--data", good / "data.h5", "--out", out, "-e", "confusion",
                     "--preprocess", "unit", "--overwrite"], "was written by another run while this one worked")
     assert (out / "manifest.json").read_text() == '{"files": ["manifest.json"]}'
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A model whose architecture has the wrong structure: said as such, not as a missing plugin
+# ---------------------------------------------------------------------------------------------------------------
+
+def _keras_with_config(good, path, config: str):
+    import zipfile
+
+    with zipfile.ZipFile(good / "model.keras") as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, config if info.filename == "config.json" else source.read(info))
+    return path
+
+
+@pytest.mark.parametrize("name, config", [
+    ("sequential-layers-a-number.keras", '{"class_name": "Sequential", "config": {"layers": 7}}'),
+    ("dense-config-a-string.keras", '{"class_name": "Dense", "config": "units"}'),
+    ("functional-config-a-list.keras", '{"class_name": "Functional", "config": [1, 2]}'),
+])
+def test_a_keras_architecture_of_the_wrong_structure_is_named(name, config, good, tmp_path):
+    line = assert_refused(["info", _keras_with_config(good, tmp_path / name, config)],
+                          "its architecture (the model's config) could not be read")
+    assert "not registered" not in line
+
+
+@pytest.mark.parametrize("model_config", ['{"class_name": "Sequential", "config": 5}', "{not json",
+                                          '{"class_name": "Sequential"}'])
+def test_an_h5_architecture_of_the_wrong_structure_is_named(model_config, good, tmp_path):
+    shutil.copy(good / "model.h5", tmp_path / "model.h5")
+    with h5py.File(tmp_path / "model.h5", "a") as handle:
+        handle.attrs["model_config"] = model_config
+    assert_refused(["info", tmp_path / "model.h5"], "its architecture (the model's config) could not be read")
