@@ -220,7 +220,8 @@ def grid_figure(images, filters, reached, layer_name, columns, seed_panel=None):
         (img, f"#{f}  {a:.3g}") for img, f, a in zip(images, filters, reached, strict=True)]
     cols = min(columns, len(panels))
     rows = math.ceil(len(panels) / cols)
-    figure = Figure(figsize=(1.45 * cols, 1.6 * rows + 0.4))
+    # Laid out when saved (display.save_figure): names drawn literally, and no layout warning in the terminal.
+    figure = Figure(figsize=(1.45 * cols, 1.6 * rows + 0.4), layout="tight")
     axes = figure.subplots(rows, cols, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
@@ -230,7 +231,6 @@ def grid_figure(images, filters, reached, layer_name, columns, seed_panel=None):
         axis.set_title(title, fontsize=8)
     figure.suptitle(f"activation maximisation: {figure_name(layer_name)} (filter #index  mean activation reached)",
                     fontsize=9)
-    figure.tight_layout()
     return figure
 
 

@@ -501,3 +501,30 @@ def test_an_h5_architecture_of_the_wrong_structure_is_named(model_config, good, 
     with h5py.File(tmp_path / "model.h5", "a") as handle:
         handle.attrs["model_config"] = model_config
     assert_refused(["info", tmp_path / "model.h5"], "its architecture (the model's config) could not be read")
+
+
+@pytest.mark.parametrize("layer", ["c" * 3000, "conv $x^2$ " * 200])
+def test_a_long_layer_name_gives_a_bounded_activation_max_figure(layer, tmp_path):
+    import keras
+    from PIL import Image
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(2, 3, activation="relu", name=layer)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x)).save(tmp_path / "long.keras")
+    data = tmp_path / "data.h5"
+    with h5py.File(data, "w") as handle:
+        handle["images"] = sample_images(7)
+        handle["labels"] = list(range(7))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, [str(a) for a in [
+        "explain", tmp_path / "long.keras", "--data", data, "--out", out, "-e", "activation-max",
+        "-o", "activation-max.steps=2", "-o", "activation-max.first=2", "--preprocess", "unit"]])
+    assert result.exit_code == 0, result.output
+    figures = list((out / "activation-max").glob("*.png"))
+    assert figures
+    for figure in figures:
+        with Image.open(figure) as image:
+            assert max(image.size) < 3000, (figure.name, image.size)
