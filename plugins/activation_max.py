@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from xai_fer.display import figure_name
 from xai_fer.errors import UserError, did_you_mean
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.ascent import AscentRecipe, compiled, data_maxima, optimise
@@ -158,20 +159,23 @@ def _resolve_filters(options: ActivationMaxOptions, layer_name: str, count: int)
 
 
 def read_image_file(path: str, data_shape: tuple[int, int, int]) -> np.ndarray:
-    """An image file as a float32 (H, W, C) array on the 0-255 scale, in the data's channels and size."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file as a float32 (H, W, C) array on the 0-255 scale, in the data's channels and size. Read
+    through the same checked open as image folders: special files, the pixel limit, damaged files."""
+    from PIL import Image
+
+    from xai_fer.safe_files import check_kind, open_image
 
     file = Path(path).expanduser()
-    if not file.is_file():
+    check_kind(file, "image_file")  # a FIFO or /dev/zero: named as such, not as missing
+    if not file.exists():
         raise UserError(f"image file {str(file)!r} does not exist", "check the image_file path")
+    if file.is_dir():
+        raise UserError(f"image file {str(file)!r} is a folder", "pass one image file as image_file")
     height, width, channels = data_shape
-    try:
-        with Image.open(file) as image:
-            converted = image.convert("L" if channels == 1 else "RGB")
-            resized = converted.resize((width, height), Image.Resampling.BILINEAR)
-            array = np.asarray(resized, dtype=np.float32)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"cannot read image file {str(file)!r}: {exc}", "pass a PNG, JPEG or similar") from None
+    with open_image(file, "image_file") as image:
+        converted = image.convert("L" if channels == 1 else "RGB")
+        resized = converted.resize((width, height), Image.Resampling.BILINEAR)
+        array = np.asarray(resized, dtype=np.float32)
     if array.ndim == 2:
         array = array[..., None]
     if array.shape[-1] != channels:  # RGB file for multi-channel (but not 3-channel) data
@@ -216,7 +220,8 @@ def grid_figure(images, filters, reached, layer_name, columns, seed_panel=None):
         (img, f"#{f}  {a:.3g}") for img, f, a in zip(images, filters, reached, strict=True)]
     cols = min(columns, len(panels))
     rows = math.ceil(len(panels) / cols)
-    figure = Figure(figsize=(1.45 * cols, 1.6 * rows + 0.4))
+    # Laid out when saved (display.save_figure): names drawn literally, and no layout warning in the terminal.
+    figure = Figure(figsize=(1.45 * cols, 1.6 * rows + 0.4), layout="tight")
     axes = figure.subplots(rows, cols, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
@@ -224,9 +229,8 @@ def grid_figure(images, filters, reached, layer_name, columns, seed_panel=None):
         shown, kwargs = _display(img)
         axis.imshow(shown, **kwargs)
         axis.set_title(title, fontsize=8)
-    figure.suptitle(f"activation maximisation: {layer_name} (filter #index  mean activation reached)",
+    figure.suptitle(f"activation maximisation: {figure_name(layer_name)} (filter #index  mean activation reached)",
                     fontsize=9)
-    figure.tight_layout()
     return figure
 
 

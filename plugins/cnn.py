@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from xai_fer.hookspecs import hookimpl
 from xai_fer.options import option
 
+# Ceilings far above any FER network (the default is 32, 64, 128 filters, 64, 128 units): a typo such as
+# filters=32,64,1000000 would ask for terabytes of weights, and is refused in one line instead.
+MAX_FILTERS = 4_096
+MAX_BLOCKS = 8
+MAX_UNITS = 16_384
+MAX_DENSE_LAYERS = 32
+
 
 @dataclass
 class CnnOptions:
@@ -20,6 +27,10 @@ class CnnOptions:
             raise ValueError("filters must be positive whole numbers, one per block")
         if any(u <= 0 for u in self.dense_units):
             raise ValueError("dense_units must be positive")
+        if max(self.filters) > MAX_FILTERS or len(self.filters) > MAX_BLOCKS:
+            raise ValueError(f"filters allows at most {MAX_BLOCKS} blocks of at most {MAX_FILTERS:,} filters")
+        if max(self.dense_units, default=0) > MAX_UNITS or len(self.dense_units) > MAX_DENSE_LAYERS:
+            raise ValueError(f"dense_units allows at most {MAX_DENSE_LAYERS} layers of at most {MAX_UNITS:,} units")
         for name in ("conv_dropout", "dense_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1)")

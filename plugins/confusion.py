@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xai_fer.display import figure_name
 from xai_fer.errors import UserError
 from xai_fer.explain.artifact import Artifact
 from xai_fer.hookspecs import hookimpl
@@ -150,8 +151,9 @@ def _heatmap(matrix: np.ndarray, class_names, title: str, fmt: str, vmax: float)
     ax = figure.subplots()
     image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=vmax if vmax > 0 else 1)
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(k), labels=class_names, rotation=45, ha="right")
-    ax.set_yticks(range(k), labels=class_names)
+    names = [figure_name(name) for name in class_names]  # full names are in the JSON and HTML
+    ax.set_xticks(range(k), labels=names, rotation=45, ha="right")
+    ax.set_yticks(range(k), labels=names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -175,7 +177,7 @@ def _metrics_figure(rows: list[dict], note: str = ""):
     for offset, key in zip((-width, 0, width), ("precision", "recall", "f1"), strict=True):
         values = [r[key] if r[key] is not None else 0.0 for r in rows]
         ax.bar(x + offset, values, width, label=key)
-    ax.set_xticks(x, labels=[r["class"] for r in rows], rotation=30, ha="right")
+    ax.set_xticks(x, labels=[figure_name(r["class"]) for r in rows], rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_title(f"per-class precision, recall (= per-class accuracy) and F1{note}")
     ax.legend(fontsize=8, ncols=3)

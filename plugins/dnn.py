@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from xai_fer.hookspecs import hookimpl
 from xai_fer.options import option
 
+# Ceilings far above any FER network (the default is 320, 160, 64): a typo such as hidden_units=1000000000 would
+# ask for terabytes of weights, and is refused in one line instead.
+MAX_UNITS = 16_384
+MAX_LAYERS = 32
+
 
 @dataclass
 class DnnOptions:
@@ -16,6 +21,8 @@ class DnnOptions:
     def __post_init__(self):
         if not self.hidden_units or any(u <= 0 for u in self.hidden_units):
             raise ValueError("hidden_units must be positive whole numbers")
+        if max(self.hidden_units) > MAX_UNITS or len(self.hidden_units) > MAX_LAYERS:
+            raise ValueError(f"hidden_units allows at most {MAX_LAYERS} layers of at most {MAX_UNITS:,} units")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
 

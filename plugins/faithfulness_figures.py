@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 
+from xai_fer.display import figure_name
 from xai_fer.explain.attribution import AttributionOptions, display_maps, show_image
 from xai_fer.explain.faithfulness_scoring import RANDOM, SOBEL, random_maps, sobel_maps
 from xai_fer.explain.gradients import threshold_masks
@@ -20,7 +21,7 @@ def curves_figure(scored: dict, entries: dict, fractions):
         for name, scores in scored.items():
             style = {RANDOM: dict(color="gray", linestyle="--"), SOBEL: dict(color="saddlebrown", linestyle=":")}
             auc = entries[name][f"{curve}_auc"]
-            ax.plot(fractions, getattr(scores, curve).mean(axis=0), label=f"{name} ({auc:.3f})",
+            ax.plot(fractions, getattr(scores, curve).mean(axis=0), label=f"{figure_name(name)} ({auc:.3f})",
                     **style.get(name, {}))
         ax.set_xlabel(f"fraction of pixels {'removed (mid-grey)' if curve == 'deletion' else 'put back (from blur)'}")
         ax.set_ylabel("probability of the explained class (mean)")
@@ -41,7 +42,7 @@ def randomization_figure(check: dict):
             continue
         means = [1.0, *(np.nan if m is None else m for m in entry["rho"])]
         errors = [0.0, *(0.0 if s is None else s for s in entry["rho_se"])]
-        ax.errorbar(x, means, yerr=errors, marker="o", capsize=3, label=name)
+        ax.errorbar(x, means, yerr=errors, marker="o", capsize=3, label=figure_name(name))
     threshold = next(iter(check["methods"].values()))["threshold"]
     ax.axhline(threshold, color="red", linestyle="--", linewidth=1, label=f"flag at rho >= {threshold:g}")
     ax.axhline(0, color="gray", linewidth=0.5)
@@ -74,7 +75,7 @@ def side_by_side_figure(context, rows, columns: list[tuple[str, np.ndarray, bool
             mask, _ = threshold_masks(shown, percentile)
             top[j].imshow(shown[0], cmap="hot", vmin=0, vmax=1)
             deletion, insertion = auc[name][k]
-            top[j].set_title(f"{name}\ndel {deletion:.2f} ins {insertion:.2f}", fontsize=7)
+            top[j].set_title(f"{figure_name(name)}\ndel {deletion:.2f} ins {insertion:.2f}", fontsize=7)
             show_image(bottom[j], image * mask[0][..., None])
             bottom[j].set_title(f"mask > p{percentile:g}", fontsize=7)
         for ax in (*top, *bottom):

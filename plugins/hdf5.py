@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, class_name_tuple, per_image_codes
+from xai_fer.display import names_listed
 from xai_fer.errors import UserError, reason
 from xai_fer.hookspecs import hookimpl
 
@@ -40,7 +41,7 @@ class Hdf5Format:
                      for key, holds in _DATASETS.items()}
             if found["images"] is None:
                 raise UserError(
-                    f"{path}: HDF5 file has no 'images' dataset (found: {', '.join(handle) or 'nothing'})",
+                    f"{path}: HDF5 file has no 'images' dataset (found: {names_listed(handle)})",
                     "store the pixels as 'images' with shape (N, H, W[, C])",
                 )
             # Together: three datasets each under the limit must not add up to three times it.

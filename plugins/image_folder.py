@@ -11,15 +11,14 @@ loaded (``usage`` ``MIXED_TEST``) but no ``--split`` picks them; point ``--data`
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 from xai_fer.data import FER2013_CLASSES, MIXED_TEST, SPLITS, Dataset
-from xai_fer.errors import UserError, closest, reason
+from xai_fer.errors import UserError, closest
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
-from xai_fer.limits import DATA_BYTES, IMAGE_PIXELS
-from xai_fer.safe_files import check_kind
+from xai_fer.limits import DATA_BYTES
+from xai_fer.safe_files import open_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SPLIT_FOLDERS = {
@@ -169,7 +168,7 @@ def _read_images(files: list[Path], faces: bool = False, names: list[str] | None
 
     sizes, grayscale = [], True
     for file in files:  # headers only (Image.open is lazy), so a bad file is named before any decoding work
-        with _opened(file) as image:
+        with open_image(file) as image:
             size, mode = image.size, image.mode
         sizes.append(size)
         grayscale &= mode in _GRAYSCALE_MODES
@@ -185,49 +184,8 @@ def _read_images(files: list[Path], faces: bool = False, names: list[str] | None
 
 
 def _decode(file: Path, mode: str) -> np.ndarray:
-    with _opened(file) as image:
+    with open_image(file) as image:
         return _eight_bit(image, mode)
-
-
-@contextmanager
-def _opened(file: Path):
-    """``file`` opened with Pillow (lazily: the header only), checked against the pixel limit before anything is
-    decoded. Whatever goes wrong reading it, then or while the caller decodes it (a damaged, truncated or
-    forged file, a decompression bomb, too little memory), is one line naming the file: the user's file, not a
-    bug here. Special files (a FIFO named face.png) are refused before Pillow waits on them."""
-    import warnings
-
-    from PIL import Image
-
-    check_kind(file, "image")
-    budget = IMAGE_PIXELS.value()
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = budget or None  # Pillow's own bomb check follows the limit (it errs at twice it)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below refuses those
-            with Image.open(file) as image:
-                _check_pixels(file, image)
-                yield image
-    except UserError:
-        raise
-    except Image.DecompressionBombError as exc:  # Pillow's check, at twice the limit: the same line as ours
-        Image.MAX_IMAGE_PIXELS = None
-        with Image.open(file) as image:  # the header again, for its size: nothing is decoded
-            _check_pixels(file, image)
-        raise UserError(f"{file}: {exc}", "check the image") from None  # only if Pillow's rule changes
-    except MemoryError:
-        raise UserError(f"{file}: not enough memory to decode it", "free memory, or use smaller images") from None
-    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError... on damaged files
-        raise UserError(f"{file}: not a readable image ({type(exc).__name__}: {reason(exc)})",
-                        "remove or replace it") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
-
-
-def _check_pixels(file: Path, image) -> None:
-    width, height = image.size
-    IMAGE_PIXELS.check(width * height, f"{file} ({width}x{height})")
 
 
 def _check_decoded_size(files: list[Path], sizes: list[tuple[int, int]], grayscale: bool) -> None:

@@ -7,6 +7,7 @@ import zlib
 from pathlib import Path
 
 from xai_fer.data import FER2013_CLASSES, SPLITS, Dataset, class_name_tuple, per_image_codes
+from xai_fer.display import names_listed
 from xai_fer.errors import UserError
 from xai_fer.hookspecs import hookimpl
 from xai_fer.lazy import np
@@ -45,7 +46,7 @@ class NpzFormat:
             raise UserError(f"{path}: a single .npy array, not an .npz archive of named arrays", _HINT)
         with archive:
             if "images" not in archive.files:
-                raise UserError(f"{path}: no 'images' array (found: {', '.join(archive.files) or 'nothing'})", _HINT)
+                raise UserError(f"{path}: no 'images' array (found: {names_listed(archive.files)})", _HINT)
             arrays = {key: _array(path, archive, key) for key in _KEYS if key in archive.files}
         images = arrays["images"]
         if images.dtype.kind not in "uif":

@@ -169,7 +169,7 @@ def test_bad_seed_image_references_are_user_errors(residual_context, tmp_path):
         ActivationMax().explain(residual_context,
                                 ActivationMaxOptions(seed_from="image", image_file=str(tmp_path / "no.png")))
     (tmp_path / "text.png").write_text("not an image")
-    with pytest.raises(UserError, match="cannot read image file"):
+    with pytest.raises(UserError, match="text.png: not a readable image"):
         ActivationMax().explain(residual_context,
                                 ActivationMaxOptions(seed_from="image", image_file=str(tmp_path / "text.png")))
 

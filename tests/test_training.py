@@ -384,7 +384,7 @@ print("started", flush=True)
 while True:
     epoch += 1
     history["val_loss"].append(1.0 / epoch if epoch % 3 else 9.0)  # a new best in two epochs of three
-    store.save(SlowModel(), SlowModel(), epoch, history, {}, {"model": "slow"})
+    store.save(SlowModel(), SlowModel(), epoch, history, {}, {"model": "slow", "model_options": {}})
 """.replace("PARTS", "40")
 
 

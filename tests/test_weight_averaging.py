@@ -51,7 +51,7 @@ def test_the_average_is_checkpointed_with_the_epoch_and_survives_a_resume(tmp_pa
         history["val_loss"].append(1.0)
         if epoch >= 2:
             average.add([np.full(2, float(epoch))], epoch)
-        store.save(SavesAZip(), SavesAZip(), epoch, history, {}, {"model": "cnn"}, average=average)
+        store.save(SavesAZip(), SavesAZip(), epoch, history, {}, {"model": "cnn", "model_options": {}}, average=average)
     state = json.loads(store.state_path.read_text())
     assert state["average"] == "average-003.npz"
     assert sorted(p.name for p in store.dir.iterdir()) == ["average-003.npz", "best-001.keras", "epoch-003.keras",
@@ -130,7 +130,7 @@ def test_a_damaged_average_is_one_clear_error(tmp_path):
     from xai_fer.errors import UserError
 
     store = CheckpointStore(tmp_path)
-    store.save(SavesAZip(), SavesAZip(), 1, {"val_loss": [1.0]}, {}, {"model": "cnn"},
+    store.save(SavesAZip(), SavesAZip(), 1, {"val_loss": [1.0]}, {}, {"model": "cnn", "model_options": {}},
                average=_average_of([np.zeros(2)]))
     (store.dir / "average-001.npz").write_bytes(b"PK\x03\x04 cut short in a copy")
     with pytest.raises(UserError, match="cannot read .*average-001.npz") as error:

@@ -8,7 +8,9 @@ surrogates, which no UTF-8 stream can write). Every place xai-fer shows such a s
 
 * the terminal: :func:`visible` (every control character written as an escape, ``\\x1b``, ``\\u202e``, ``\\xff``
   for a byte that is not UTF-8) inside a ``rich.text.Text`` (:func:`text`), which Rich never parses as markup;
-* figures: :func:`literal_figure_text` (no mathtext, controls made visible) before a figure is saved;
+* figures: :func:`literal_figure_text` (no mathtext, controls made visible, names and lines shortened, see
+  :func:`short`) before a figure is saved, and no library warning reaches the terminal while it is drawn;
+* error lines quote names through :func:`short` (a 60,000-character class name is no line);
 * HTML: :func:`visible` before ``html.escape``; JSON files keep the exact string (``\\u`` escapes, ASCII only).
 """
 
@@ -24,6 +26,12 @@ from rich.text import Text
 # marks that steer them, line and paragraph separators, and lone surrogates (bytes of a name that is not UTF-8).
 _HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# How much of a name a figure or an error line shows (the full names stay in JSON and HTML): a tick label, a
+# title's name. Any line of a figure is cut at FIGURE_LINE_CHARS, whatever made it, so no figure grows with
+# the names it shows (a 1,500-character class name made a 146-megapixel confusion matrix).
+NAME_CHARS = 40
+FIGURE_LINE_CHARS = 160
+FIGURE_LINES = 6  # a name full of line breaks must not stack hundreds of lines either
 
 
 def _escape(match: re.Match) -> str:
@@ -43,6 +51,35 @@ def visible(value, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return "\n".join(_HIDDEN.sub(_escape, part) for part in string.split("\n"))
     return _HIDDEN.sub(_escape, string)
+
+
+def short(value, limit: int = NAME_CHARS) -> str:
+    """``value`` made :func:`visible` and, when longer than ``limit`` characters, cut to them with an ellipsis:
+    how figures and error lines show a name (one helper, so every figure bounds names the same way)."""
+    shown = visible(value)
+    return shown if len(shown) <= limit else shown[:limit - 1] + "\u2026"
+
+
+def names_listed(names, count: int = 10) -> str:
+    """The first ``count`` names, each :func:`short`, for an error line ('nothing' when there are none)."""
+    names = list(names)
+    more = f" and {len(names) - count:,} more" if len(names) > count else ""
+    return ", ".join(short(name) for name in names[:count]) + more if names else "nothing"
+
+
+def figure_name(value) -> str:
+    """A name as every figure shows it (tick labels, titles, legends): at most FIGURE_LINES lines, each a
+    :func:`short` name; the full names stay in the JSON and HTML."""
+    lines = str(value).split("\n")
+    return "\n".join(short(part) for part in lines[:FIGURE_LINES]) + ("\u2026" if len(lines) > FIGURE_LINES else "")
+
+
+def _figure_text(value) -> str:
+    """A figure's text: visible, at most FIGURE_LINES lines (a heading's own line breaks are kept) each cut at
+    FIGURE_LINE_CHARS."""
+    lines = str(value).split("\n")
+    kept = [short(part, FIGURE_LINE_CHARS) for part in lines[:FIGURE_LINES]]
+    return "\n".join(kept) + ("\u2026" if len(lines) > FIGURE_LINES else "")
 
 
 def text(value, style: str | None = None) -> Text:
@@ -85,7 +122,8 @@ class TextTable(Table):
 def literal_figure_text(figure) -> None:
     """Every text of a matplotlib figure shown as written: mathtext off (a class name ``$\\frac{`` would make
     the figure fail to render, ``$x$`` would render as math) and control characters made visible (a heading's
-    own line breaks are kept). Tick labels are created first, so those drawn from fixed labels are covered."""
+    own line breaks are kept), tick labels cut at NAME_CHARS and other lines at FIGURE_LINE_CHARS (see
+    :func:`short`). Tick labels are created first, so those drawn from fixed labels are covered."""
     from matplotlib.text import Text as FigureText
     from matplotlib.ticker import FixedFormatter, FuncFormatter
 
@@ -96,7 +134,7 @@ def literal_figure_text(figure) -> None:
             for ticker in (axis.major, axis.minor):
                 formatter = ticker.formatter
                 if isinstance(formatter, FixedFormatter):
-                    formatter.seq = [visible(label, keep_newlines=True) for label in formatter.seq]
+                    formatter.seq = [figure_name(label) for label in formatter.seq]
                 elif isinstance(formatter, FuncFormatter) and not getattr(formatter.func, "_visible", False):
                     formatter.func = _visible_labels(formatter.func)
             axis.get_majorticklabels()
@@ -104,14 +142,14 @@ def literal_figure_text(figure) -> None:
     for artist in figure.findobj(FigureText):
         artist.set_parse_math(False)
         content = artist.get_text()
-        shown = visible(content, keep_newlines=True)
+        shown = _figure_text(content)
         if shown != content:
             artist.set_text(shown)
 
 
 def _visible_labels(function):
     def label(*args):
-        return visible(function(*args), keep_newlines=True)
+        return figure_name(function(*args))
 
     label._visible = True  # wrapped once, however often the figure is saved
     return label
@@ -120,9 +158,14 @@ def _visible_labels(function):
 def save_figure(figure, path, **kwargs) -> None:
     """``figure.savefig`` with every text literal (see :func:`literal_figure_text`), ticks made while drawing
     included."""
+    import warnings
+
     import matplotlib
 
     if hasattr(figure, "findobj"):  # a matplotlib Figure (anything else with savefig is saved as it is)
         literal_figure_text(figure)
-    with matplotlib.rc_context({"text.parse_math": False}):
+    # A layout that cannot fit (many classes) is drawn as it is: matplotlib's warnings about it mean nothing to
+    # the user of a finished report, and must not break the one-line terminal output.
+    with matplotlib.rc_context({"text.parse_math": False}), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         figure.savefig(path, **kwargs)

@@ -15,10 +15,11 @@ import io
 import os
 import stat
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError, reason
-from .limits import CONFIG_BYTES, DATA_BYTES, MODEL_BYTES, Limit, array_bytes
+from .limits import CONFIG_BYTES, DATA_BYTES, IMAGE_PIXELS, MODEL_BYTES, Limit, array_bytes
 
 ALLOW_SPECIAL = "XAI_FER_ALLOW_SPECIAL_FILES"
 _KINDS = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
@@ -194,3 +195,45 @@ def _check_npz_weights(source, where: str) -> None:
                         "copy or export the model again") from None
     with archive:
         check_npz_members(archive, where, None, MODEL_BYTES)
+
+
+@contextmanager
+def open_image(file: Path, what: str = "image"):
+    """``file`` opened with Pillow (lazily: the header only), checked against the pixel limit before anything is
+    decoded. Whatever goes wrong reading it, then or while the caller decodes it (a damaged, truncated or
+    forged file, a decompression bomb, too little memory), is one line naming the file: the user's file, not a
+    bug here. Special files (a FIFO named face.png) are refused before Pillow waits on them (``what`` names the
+    file in that line: "image", "image_file"). Every image a user gives is read through here."""
+    import warnings
+
+    from PIL import Image
+
+    check_kind(file, what)
+    budget = IMAGE_PIXELS.value()
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = budget or None  # Pillow's own bomb check follows the limit (it errs at twice it)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below refuses those
+            with Image.open(file) as image:
+                _check_pixels(file, image)
+                yield image
+    except UserError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's check, at twice the limit: the same line as ours
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(file) as image:  # the header again, for its size: nothing is decoded
+            _check_pixels(file, image)
+        raise UserError(f"{file}: {exc}", "check the image") from None  # only if Pillow's rule changes
+    except MemoryError:
+        raise UserError(f"{file}: not enough memory to decode it", "free memory, or use smaller images") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError... on damaged files
+        raise UserError(f"{file}: not a readable image ({type(exc).__name__}: {reason(exc)})",
+                        "remove or replace it") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _check_pixels(file: Path, image) -> None:
+    width, height = image.size
+    IMAGE_PIXELS.check(width * height, f"{file} ({width}x{height})")

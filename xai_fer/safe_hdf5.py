@@ -30,9 +30,13 @@ def member(group, name: str, path: Path):
     if isinstance(link, h5py.ExternalLink):
         raise UserError(f"{path}: {where!r} is an external link to {link.filename}:{link.path}, which cannot be read "
                         "safely (a missing file reads as zeros)", _COPY_HINT)
-    found = group.get(name)
+    target = link.path if isinstance(link, h5py.SoftLink) else "?"
+    try:
+        found = group.get(name)
+    except (RuntimeError, KeyError, OSError) as exc:  # soft links that lead back to themselves: HDF5 gives up
+        raise UserError(f"{path}: {where!r} is a link to {target!r}, which loops or cannot be followed "
+                        f"({reason(exc)[:120]})", "fix the link or store the data under that name") from None
     if found is None:
-        target = link.path if isinstance(link, h5py.SoftLink) else "?"
         raise UserError(f"{path}: {where!r} is a link to {target!r}, which points nowhere",
                         "fix the link or store the data under that name")
     return found

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from xai_fer.lazy import np
 
+from ..display import short
 from ..errors import UserError
 
 FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
@@ -40,7 +41,8 @@ def class_name_tuple(source, names, hint: str = "") -> tuple[str, ...]:
     result = tuple(v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in values.tolist())
     repeated = sorted({name for name in result if result.count(name) > 1})
     if repeated:  # per-class results are keyed by name: a repeated one would silently merge two classes
-        raise UserError(f"{source}: class name {repeated[0]!r} is given twice", hint or "give every class its own name")
+        raise UserError(f"{source}: class name {short(repeated[0], 80)!r} is given twice",
+                        hint or "give every class its own name")
     return result
 
 

@@ -7,7 +7,6 @@ where they came from, so that every image source prepares its images the same wa
 
 from __future__ import annotations
 
-import glob
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import ClassVar
 from xai_fer.lazy import np
 
 from ..errors import UserError
+from .globbing import glob_files
 
 # Larger images are shrunk to fit: data-space images are what gradients and maps are computed on, and a folder
 # of phone photos at full size would take gigabytes. 512 keeps far more detail than any FER model's input.
@@ -49,8 +49,7 @@ def expand_sources(source) -> list[Path] | None:
 
 
 def _matches(pattern: str) -> list[Path]:
-    found = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser()), recursive=True))
-    files = [p for p in found if p.is_file()]
+    files = glob_files(pattern)  # bounded, and a ** walk never follows a linked folder round in a loop
     if not files:
         raise UserError(f"--data {pattern!r} matches no file", "check the pattern (quote it so the shell leaves it)")
     return files

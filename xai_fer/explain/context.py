@@ -9,6 +9,7 @@ from functools import cache, cached_property
 import numpy as np
 
 from ..data import FER2013_CLASSES, Dataset
+from ..display import short
 from ..errors import UserError
 from ..models.adapt import InputAdapter
 from ..models.introspect import ModelInfo, logits_model, output_layer
@@ -188,7 +189,7 @@ class ExplainContext:
         k, top = self.info.num_classes, int(np.max(labels))
         if int(np.min(labels)) < 0 or top >= k:
             names = self.dataset.class_names
-            named = f" ({names[top]})" if 0 <= top < len(names) else ""
+            named = f" ({short(names[top])})" if 0 <= top < len(names) else ""
             if self.dataset.format == "image-folder" and set(names) <= set(FER2013_CLASSES):
                 hint = ("folders named after FER2013 classes keep FER2013's label indices (0-6); for a model of "
                         "other classes, save the images as an .npz with labels and class_names in its order")

@@ -22,6 +22,9 @@ from .browser import BROWSER_FOLDER
 # otherwise write 35,887 PNGs for hours. The arrays keep every result; --max-figures raises the limit.
 MAX_FIGURES = 200
 _REPORT_FILES = ("manifest.json", "index.html")
+# Reports this process is preparing, by target: the open, locked folder of the report it will replace, or None
+# when there was none to replace (then a report another run writes meanwhile is not replaced: see write_report).
+_CLAIMS: dict[Path, int | None] = {}
 
 
 def prepare_output(out_dir: Path, overwrite: bool, inputs: tuple = ()) -> Path:
@@ -50,7 +53,40 @@ def prepare_output(out_dir: Path, overwrite: bool, inputs: tuple = ()) -> Path:
                 raise UserError(f"--out {out_dir} holds {path}, an input of this run", "pick another --out")
         check_replaceable(target, out_dir)
     atomic.check_writable(target)
+    _claim(target, out_dir, replacing=out_dir.exists() and any(out_dir.iterdir()))
     return target
+
+
+def _claim(target: Path, shown: Path, replacing: bool) -> None:
+    """Lock the report ``--overwrite`` will replace until this run has written its own (the kernel drops the
+    lock if the process dies), so that of two runs into one report the second stops now, in one line, instead
+    of both printing "wrote" and one report silently replacing the other."""
+    _release(target)  # an earlier run in this process that failed before writing (a notebook cell run again)
+    handle = None
+    if replacing:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no guard
+            fcntl = None
+        try:
+            handle = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            handle = None  # gone meanwhile: write_report deals with whatever is there then
+        if handle is not None and fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(handle)
+                raise UserError(f"--out {shown} is being written by another explain run",
+                                "wait for it to finish, or pick another --out") from None
+    _CLAIMS[target] = handle
+
+
+def _release(target: Path) -> None:
+    """Drop this process's claim on ``target`` (and its lock)."""
+    handle = _CLAIMS.pop(target, None)
+    if handle is not None:
+        os.close(handle)
 
 
 def check_replaceable(target: Path, shown: Path) -> None:
@@ -127,6 +163,16 @@ def write_report(target: Path, overwrite: bool, shown: Path, artifacts: dict, ma
     staging folder beside ``target``,
     then move it into place. A failure of the disk (full, too large a file, read-only) is one line; on any
     failure or interruption the staging folder and the parents made for it are removed. Returns the manifest."""
+    if target in _CLAIMS and _CLAIMS[target] is None:
+        overwrite = False  # nothing was there to replace: what another run writes meanwhile is not to replace
+    try:
+        return _write_report(target, overwrite, shown, artifacts, make_manifest, render, max_figures, write_extra)
+    finally:
+        _release(target)
+
+
+def _write_report(target: Path, overwrite: bool, shown: Path, artifacts: dict, make_manifest, render,
+                  max_figures: int | None, write_extra) -> dict:
     check_max_figures(max_figures)
     if not overwrite and _has_entries(target):  # another run wrote it while this one worked: stop before writing
         raise _taken(shown)

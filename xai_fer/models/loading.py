@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
+from ..display import short
 from ..errors import UserError, reason
 from ..safe_files import check_keras_archive, check_kind
 
@@ -95,6 +97,16 @@ def load_model(path: str | Path, unsafe: bool = False):
                             "rerun with --unsafe only if you trust where the file came from") from None
         if isinstance(exc, (zipfile.BadZipFile, EOFError)) or "truncated" in text.lower():
             raise UserError(f"{path} is truncated or corrupt ({text})", "copy or export the model again") from None
+        broken = (isinstance(exc, (TypeError, AttributeError, KeyError, json.JSONDecodeError))
+                  or "not a valid Keras configuration" in text)
+        if (missing and _keras_own(missing[1])) or (broken and not missing):
+            # Keras' own class "not found", or a config Python trips over: the architecture is not what Keras
+            # writes (edited, damaged), not a missing plugin.
+            detail = (f"Keras' own {missing[1]!r} with a config that Keras does not write"
+                      if missing and _keras_own(missing[1]) else short(text, 160))
+            raise UserError(f"could not load {path}: its architecture (the model's config) could not be read "
+                            f"({detail})", "the file was damaged or edited: export the model again "
+                            f"where it was made ({_RESAVE})") from None
         if missing:
             raise UserError(f"could not load {path}: it uses the custom object {missing[1]!r}, which is not "
                             "registered here", "import the code that defines it and register it with "
@@ -103,6 +115,13 @@ def load_model(path: str | Path, unsafe: bool = False):
                         "the file may come from an incompatible Keras version: load it where it was made and "
                         f"{_RESAVE}") from None
     return model
+
+
+def _keras_own(name: str) -> bool:
+    """Whether ``name`` is a class Keras itself defines (a layer, a model): Keras never misses those."""
+    import keras
+
+    return name in ("Functional", "Sequential", "Model") or hasattr(keras.layers, name.rsplit(".", 1)[-1])
 
 
 def _missing_class(message: str) -> tuple[str, str] | None:

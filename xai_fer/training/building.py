@@ -8,6 +8,10 @@ from ..errors import UserError
 from .augmentation import build_augmentation
 from .config import TrainConfig
 
+# Weights a trained network may have: 16 bytes each in training (weights, gradients, Adam's two moments), so about
+# 7.5 GiB at the ceiling; the study's networks have under a million.
+MAX_PARAMETERS = 500_000_000
+
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
     import keras
@@ -32,8 +36,9 @@ def build_training_model(plugin, input_shape, num_classes: int, options, config:
     configured optimizer, schedule and loss; the base model is what gets saved and evaluated."""
     import keras
 
-    base = registry.guarded("models", plugin.name, "build", plugin.build, tuple(input_shape), num_classes, options)
+    base = _build(plugin, tuple(input_shape), num_classes, options)
     check_architecture(base, plugin.name, tuple(input_shape), num_classes)
+    _check_parameters(base, plugin.name, options)
     augmentation = build_augmentation(config)
     layers = [keras.Input(tuple(input_shape)), *([augmentation] if augmentation is not None else []), base]
     train_model = keras.Sequential(layers, name="training")
@@ -45,6 +50,50 @@ def build_training_model(plugin, input_shape, num_classes: int, options, config:
     )
     compile_under_jax(train_model)
     return train_model, base
+
+
+def _build(plugin, input_shape: tuple, num_classes: int, options):
+    """The plugin's network. Running out of memory while building it is the options asking too much (a width
+    of a billion units), said as such; any other failure is the plugin's (see ``registry.guarded``)."""
+    try:
+        return plugin.build(input_shape, num_classes, options)
+    except UserError:
+        raise
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise registry.plugin_failure("models", plugin.name, "build", exc) from exc
+        raise UserError(f"model {plugin.name!r} with {_options_text(options)} needs more memory than this machine "
+                        f"has ({type(exc).__name__})", "choose smaller architecture options (--option), or train "
+                        "on a machine with more memory") from None
+
+
+def _check_parameters(base, name: str, options) -> None:
+    """A network that did build but whose weights, gradients and optimizer state would not fit in training."""
+    count = base.count_params()
+    if count > MAX_PARAMETERS:
+        raise UserError(f"model {name!r} with {_options_text(options)} has {count:,} parameters, more than "
+                        f"{MAX_PARAMETERS:,} (training would need about {count * 16 / 2**30:.0f} GiB)",
+                        "choose smaller architecture options (--option)")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is running out of (host or accelerator) memory, under any backend."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = f"{type(exc).__name__} {str(exc)[:2000]}"
+    return any(mark in text for mark in ("ResourceExhausted", "RESOURCE_EXHAUSTED", "out of memory", "OOM when"))
+
+
+def _options_text(options) -> str:
+    """The options that differ from their defaults, 'name=value, ...' (each shortened), or 'its default options'."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(options):
+        return "its options"
+    default = type(options)()
+    changed = [f"{field.name}={getattr(options, field.name)!s:.60}" for field in dataclasses.fields(options)
+               if getattr(options, field.name) != getattr(default, field.name)]
+    return ", ".join(changed) if changed else "its default options"
 
 
 def check_architecture(base, name: str, input_shape: tuple, num_classes: int) -> None:

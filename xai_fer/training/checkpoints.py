@@ -30,16 +30,13 @@ from ..errors import UserError, reason
 from ..limits import CONFIG_BYTES, MODEL_BYTES
 from ..safe_files import check_npz
 from .averaging import WeightAverage
+from .state_schema import TAMPERED as _TAMPERED
+from .state_schema import check_state
 
 _OURS = re.compile(r"^((epoch|best)-\d+\.keras|average-\d+\.npz)$")
 # What each name in state.json may be: a file of this run, by the pattern it is written under.
 _NAMES = {"checkpoint": re.compile(r"^epoch-\d+\.keras$"), "best": re.compile(r"^best-\d+\.keras$"),
           "average": re.compile(r"^average-\d+\.npz$")}
-# The types every state.json written by save() has (None allowed where save() writes None).
-_TYPES = {"epoch": int, "best_epoch": (int, type(None)), "best_val_loss": (int, float), "history": dict,
-          "config": dict, "model_options": dict, "model": str}
-_REQUIRED = ("epoch", "best_val_loss", "history", "config", "model")
-_TAMPERED = "the run's state was edited or damaged: restore an intact copy of the run, or start a new one"
 
 
 class CheckpointStore:
@@ -58,20 +55,11 @@ class CheckpointStore:
         CONFIG_BYTES.check(self.state_path.stat().st_size, str(self.state_path))
         try:
             state = json.loads(self.state_path.read_text())
+        except RecursionError:  # JSON nested thousands deep: no state this store writes
+            raise UserError(f"cannot read {self.state_path} (nested too deep)", _TAMPERED) from None
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {self.state_path} ({exc})", "start a new run with another --out") from None
-        if not isinstance(state, dict):
-            raise UserError(f"{self.state_path} holds {type(state).__name__}, not a run's state", _TAMPERED)
-        for key, kind in _TYPES.items():
-            if key not in state and key in _REQUIRED:
-                raise UserError(f"{self.state_path} has no {key!r}", _TAMPERED)
-            if key in state and (not isinstance(state[key], kind) or isinstance(state[key], bool)):
-                raise UserError(f"{self.state_path}: {key!r} is {state[key]!r:.80}, not a {_type_name(kind)}",
-                                _TAMPERED)
-        history = state["history"]
-        if not all(isinstance(values, list) and all(isinstance(v, (int, float)) for v in values)
-                   for values in history.values()):
-            raise UserError(f"{self.state_path}: 'history' does not hold lists of numbers", _TAMPERED)
+        check_state(state, self.state_path)  # every key the trainer reads: type and range
         for key, pattern in _NAMES.items():
             name = state.get(key)
             if name is not None and not (isinstance(name, str) and pattern.match(name)):
@@ -143,7 +131,11 @@ class CheckpointStore:
         removed = []
         for path in self.dir.iterdir():
             stale_temp = path.name.startswith(".") and ".tmp-" in path.name
-            if stale_temp or (_OURS.match(path.name) and path.name not in keep):
+            if not (path.is_symlink() or path.is_file()):  # a folder or special file: never ours to delete
+                if _OURS.match(path.name):  # and a later checkpoint could not be renamed onto it
+                    raise UserError(f"{path} is not a regular file but has the name of a checkpoint", _TAMPERED)
+                continue
+            if stale_temp or (_OURS.match(path.name) and path.name not in keep):  # a link: only the link goes
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
         return sorted(removed)
@@ -224,7 +216,3 @@ def load_checkpoint(path: Path, what: str, hint: str, compile: bool = False):
     except Exception as exc:  # a truncated or foreign file: Keras' message runs over many lines
         raise UserError(f"{path} ({what}) cannot be read: {type(exc).__name__}: {reason(exc)[:200]}", hint) from exc
 
-
-def _type_name(kind) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)

@@ -29,7 +29,7 @@ def write_curves(path: Path, history: dict, title: str, earlier: dict | None = N
 
     earlier = earlier or {}
     offset = len(earlier.get("loss", []))
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="tight")  # laid out when saved: literal text, no warnings (display.py)
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
@@ -42,6 +42,5 @@ def write_curves(path: Path, history: dict, title: str, earlier: dict | None = N
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
     # The title names the data file: written as text, never as mathtext (see xai_fer.display).
     atomic.write_with(Path(path), lambda tmp: save_figure(fig, tmp, dpi=100, format="png"))
