@@ -166,13 +166,14 @@ def write_report(target: Path, overwrite: bool, shown: Path, artifacts: dict, ma
     if target in _CLAIMS and _CLAIMS[target] is None:
         overwrite = False  # nothing was there to replace: what another run writes meanwhile is not to replace
     try:
-        return _write_report(target, overwrite, shown, artifacts, make_manifest, render, max_figures, write_extra)
+        return _write_report(target, overwrite, shown, artifacts, make_manifest, render, max_figures, write_extra,
+                             add_files)
     finally:
         _release(target)
 
 
 def _write_report(target: Path, overwrite: bool, shown: Path, artifacts: dict, make_manifest, render,
-                  max_figures: int | None, write_extra) -> dict:
+                  max_figures: int | None, write_extra, add_files) -> dict:
     check_max_figures(max_figures)
     if not overwrite and _has_entries(target):  # another run wrote it while this one worked: stop before writing
         raise _taken(shown)
