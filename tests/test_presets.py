@@ -21,7 +21,7 @@ def test_quick_fills_every_attribution_method_and_the_named_explainers():
     assert len(attributions) >= 8
     for name in attributions:
         assert options[name].per_class == 1 and options[name].image_figures is False, name
-    assert options["faithfulness"].randomization_images == 2 and options["activation-max"].first == 16
+    assert options["faithfulness"].randomization_images == 2 and options["activation-max"].first == 8
     assert options["rise"].masks == 200 and options["faithfulness"].steps == 16
     plain = _options(plan_explainers(None, None))
     assert plain["saliency"].per_class == 2 and plain["saliency"].image_figures is True

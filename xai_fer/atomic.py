@@ -219,3 +219,16 @@ def check_writable(path: Path, flag: str = "--out") -> None:
     # An immutable or read-only folder: refused even to root, who passes every permission check above.
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"cannot write in {flag} {path}", f"pick a writable {flag}")
+
+
+def lock_or_refuse(handle: int, message: str, hint: str) -> int:
+    """Take an exclusive lock on the open file or folder ``handle`` without waiting, or close it and refuse in
+    one line (another run holds it); the lock lasts until the handle is closed. Returns the handle."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        raise UserError(message, hint) from None
+    return handle

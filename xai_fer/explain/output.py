@@ -73,12 +73,8 @@ def _claim(target: Path, shown: Path, replacing: bool) -> None:
         except OSError:
             handle = None  # gone meanwhile: write_report deals with whatever is there then
         if handle is not None and fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(handle)
-                raise UserError(f"--out {shown} is being written by another explain run",
-                                "wait for it to finish, or pick another --out") from None
+            atomic.lock_or_refuse(handle, f"--out {shown} is being written by another explain run",
+                                  "wait for it to finish, or pick another --out")
     _CLAIMS[target] = handle
 
 

@@ -25,12 +25,13 @@ PRESETS = {
     # grids show every image, so the per-image figures (most of a default run's drawing time) are left out.
     "quick": Preset(
         "one image per class, no per-image figures, RISE with 200 masks, deletion/insertion curves of 16 steps, a "
-        "lighter randomisation check and 16 filters: every explainer in about a minute on a laptop CPU",
+        "lighter randomisation check and 8 filters: every explainer in about a minute on a laptop CPU",
         attribution={"per_class": "1", "image_figures": "false"},
         # Forward passes are most of the time: RISE's masks count twice (its maps, then their re-runs on the
         # randomised models), so 200 instead of 500 saves about a third of the run.
-        explainers={"rise": {"masks": "200"}, "faithfulness": {"randomization_images": "2", "steps": "16"},
-                    "activation-max": {"first": "16"}},
+        explainers={"rise": {"masks": "200"},
+                    "faithfulness": {"randomization_images": "2", "steps": "16", "figure_images": "2"},
+                    "activation-max": {"first": "8"}},
     ),
 }
 

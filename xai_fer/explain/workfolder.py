@@ -76,16 +76,11 @@ class WorkFolder:
                             "(it is where this run keeps its unfinished work)", "move it away, or pick another --out")
 
     def _take_lock(self) -> None:
-        import fcntl
+        from .. import atomic
 
         handle = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(handle)
-            raise UserError(f"another run is working in {self.path} (the same --out)",
-                            "wait for it to finish, or pick another --out") from None
-        self._lock = handle
+        self._lock = atomic.lock_or_refuse(handle, f"another run is working in {self.path} (the same --out)",
+                                           "wait for it to finish, or pick another --out")
 
     def _read_job(self) -> dict | None:
         try:
