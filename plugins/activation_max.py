@@ -241,6 +241,7 @@ def _number(x) -> float | None:
 
 class ActivationMax:
     name = "activation-max"
+    report_group = "filters"
     description = ("activation maximisation: the image each filter of a conv layer responds to most, from "
                    "noise or a data image (batched, compiled gradient ascent)")
     Options = ActivationMaxOptions

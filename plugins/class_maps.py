@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.views import (
+    DatasetView,
     ViewOptions,
     cell_sums,
-    check_methods,
     chosen_results,
     draw_map,
     empty_axis,
@@ -70,14 +70,10 @@ def grid_figure(names, means: dict, labelled: bool):
     return figure
 
 
-class ClassMaps:
+class ClassMaps(DatasetView):
     name = "class-maps"
     description = "mean attribution map per class and method (all images and correct ones), a class x method grid"
     Options = ClassMapsOptions
-    reads_attributions = True
-
-    def check(self, context, options) -> None:
-        check_methods(context, options, self.name)
 
     def explain(self, context, options) -> Artifact:
         results = chosen_results(context, options)

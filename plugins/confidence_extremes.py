@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.views import (
+    DatasetView,
     ViewOptions,
-    check_methods,
     chosen_results,
     common_positions,
     grouping,
@@ -58,14 +58,10 @@ def class_figure(context, class_name: str, picked, rows, results: dict, position
                             f"{class_name}: the images the model is most and least sure of")
 
 
-class ConfidenceExtremes:
+class ConfidenceExtremes(DatasetView):
     name = "confidence-extremes"
     description = "the most and least confident images of each class, with every method's map"
     Options = ConfidenceExtremesOptions
-    reads_attributions = True
-
-    def check(self, context, options) -> None:
-        check_methods(context, options, self.name)
 
     def explain(self, context, options) -> Artifact:
         results = chosen_results(context, options)

@@ -186,6 +186,7 @@ def _metrics_figure(rows: list[dict], note: str = ""):
 
 class Confusion:
     name = "confusion"
+    report_group = "accuracy"
     description = "confusion matrix (counts, row-normalized), per-class precision/recall/F1, confused pairs"
     Options = ConfusionOptions
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from xai_fer.errors import UserError
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.views import (
+    DatasetView,
     ViewOptions,
     cell_sums,
-    check_methods,
     chosen_results,
     common_positions,
     draw_map,
@@ -90,17 +90,16 @@ def cells_figure(names, cells, compared: dict):
     return figure
 
 
-class ConfusionMaps:
+class ConfusionMaps(DatasetView):
     name = "confusion-maps"
     description = "mean maps of the most frequent confusions (A taken for B) beside A->A and B->B, and how they differ"
     Options = ConfusionMapsOptions
-    reads_attributions = True
 
     def check(self, context, options) -> None:
         if context.labels is None:
             raise UserError(f"{self.name}: confusions need labels, and the data has none",
                             "use labelled data, or -e class-maps (by predicted class)")
-        check_methods(context, options, self.name)
+        super().check(context, options)
 
     def explain(self, context, options) -> Artifact:
         results = chosen_results(context, options)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from xai_fer.explain.artifact import Artifact
 from xai_fer.explain.views import (
     BLOCK,
+    DatasetView,
     ViewOptions,
-    check_methods,
     chosen_results,
     common_positions,
     images_with_maps,
@@ -94,14 +94,11 @@ def histogram_figure(agreement, rho: dict):
     return figure
 
 
-class MethodDisagreement:
+class MethodDisagreement(DatasetView):
     name = "method-disagreement"
     description = "images whose maps the attribution methods disagree on most (lowest mean rank correlation)"
     Options = MethodDisagreementOptions
-    reads_attributions = True
-
-    def check(self, context, options) -> None:
-        check_methods(context, options, self.name, minimum=2)
+    minimum_methods = 2  # disagreement needs two methods to compare
 
     def explain(self, context, options) -> Artifact:
         results = chosen_results(context, options)

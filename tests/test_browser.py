@@ -148,7 +148,7 @@ def test_report_reads_in_order_whatever_the_plan():
     from xai_fer.explain.attribution import Attribution
 
     planned = [
-        _planned("activation-max", _Method),
+        _planned("activation-max", _Method, report_group="filters"),
         _planned("zeta", _Method, module="someone.else"),
         _planned("faithfulness", _Method, reads_attributions=True),
         _planned("their-map", Attribution, module="someone.else"),
@@ -156,7 +156,7 @@ def test_report_reads_in_order_whatever_the_plan():
         _planned("class-means", _Method, module="someone.else", report_group="dataset"),
         _planned("alpha", _Method, module="someone.else", report_group="not a group"),
         _planned("grad-cam", Attribution),
-        _planned("confusion", _Method),
+        _planned("confusion", _Method, report_group="accuracy"),
     ]
     assert [item.name for item in report_order(planned)] == [
         "confusion", "saliency", "grad-cam", "their-map", "faithfulness", "class-means", "activation-max",

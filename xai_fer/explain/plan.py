@@ -84,9 +84,6 @@ def check_against_context(planned: list[PlannedExplainer], context) -> None:
 # The order a report reads in (issue 17): the run itself comes first (index.html's header), then these kinds of
 # explainer, then any explainer of no known kind (a third party's), by name.
 REPORT_GROUPS = ("accuracy", "attributions", "faithfulness", "dataset", "filters")
-# Built-in explainers that declare no ``report_group`` of their own; anything else declares one or is known by
-# its kind (an Attribution subclass, an explainer that reads the attributions).
-_BUILT_IN_GROUPS = {"confusion": "accuracy", "activation-max": "filters"}
 
 
 def report_group(item: PlannedExplainer) -> str | None:
@@ -102,8 +99,6 @@ def report_group(item: PlannedExplainer) -> str | None:
         return "attributions"
     if getattr(explainer, "reads_attributions", False):
         return "faithfulness"
-    if type(explainer).__module__.split(".")[0] == "xai_fer_plugins":
-        return _BUILT_IN_GROUPS.get(item.name)
     return None
 
 

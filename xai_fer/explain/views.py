@@ -49,6 +49,19 @@ def check_methods(context, options: ViewOptions, who: str, minimum: int = 1) -> 
     context.check_labels_fit(who)
 
 
+class DatasetView:
+    """What every dataset view shares: it reads the run's attribution maps (so it is planned after them), its
+    report section is "dataset", and it refuses before any work a run without the methods it reads
+    (``minimum_methods`` of them). A view sets ``name``, ``description``, ``Options`` and ``explain``."""
+
+    reads_attributions = True
+    report_group = "dataset"
+    minimum_methods = 1
+
+    def check(self, context, options) -> None:
+        check_methods(context, options, self.name, minimum=self.minimum_methods)
+
+
 def chosen_results(context, options: ViewOptions) -> dict:
     names = options.methods or tuple(context.attributions)
     return {name: context.attributions[name] for name in names}
