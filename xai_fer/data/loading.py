@@ -25,8 +25,9 @@ def load_dataset(source, split: str | None = None, format: str | None = None, la
     folders when no ``split`` picks one of them. ``bundled:sample`` is the bundled PrivateTest sample."""
     source = reference.resolve(source)
     dataset = _load(source, split, format, labels, faces, allow_mixed_splits)
-    if isinstance(source, (str, Path)) and reference.shown(source).startswith(reference.BUNDLED):
-        dataset.source = reference.shown(source)  # named as bundled, not by a site-packages path
+    shown = reference.shown(source) if isinstance(source, (str, Path)) else ""
+    if shown.startswith(reference.BUNDLED):
+        dataset.source = shown  # named as bundled, not by a site-packages path
     return dataset
 
 

@@ -18,7 +18,7 @@ def write_face_crops(staging: Path, dataset) -> list[str]:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from ..display import save_figure, visible
+    from ..display import figure_name, save_figure
 
     columns = min(4, len(previews))
     rows = -(-len(previews) // columns)
@@ -29,7 +29,7 @@ def write_face_crops(staging: Path, dataset) -> list[str]:
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
         x, y, width, height = preview.box
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), width, height, fill=False, edgecolor="lime", linewidth=2))
-        ax.set_title(_short(visible(preview.name)), fontsize=8)
+        ax.set_title(figure_name(preview.name), fontsize=8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -41,7 +41,3 @@ def write_face_crops(staging: Path, dataset) -> list[str]:
     save_figure(figure, staging / FIGURE, dpi=110)
     return [FIGURE]
 
-
-def _short(name: str, limit: int = 32) -> str:
-    """A file name short enough for a panel title (the full name is in the manifest)."""
-    return name if len(name) <= limit else name[:limit - 1] + "\u2026"
