@@ -171,3 +171,10 @@ def test_explain_model_refuses_unknown_and_report_settings():
         xai_fer.explain_model(all_image=True)
     with pytest.raises(TypeError, match="unexpected keyword argument 'out_dir'"):
         xai_fer.explain_model(out_dir="report")  # nothing is written: run_explain writes a report
+    with pytest.raises(TypeError, match=r"run_explain\(\) got an unexpected keyword argument 'chunksize'; did you "
+                                        "mean 'chunk_size'"):
+        xai_fer.run_explain(chunksize=64)
+    request = xai_fer.ExplainRequest.from_settings({"seed": 3, "all_images": True, "out_dir": "r", "labels": "l.npy"})
+    assert (request.run.seed, request.whole_split.all_images, request.write.out_dir, request.read.labels) == (
+        3, True, "r", "l.npy")
+    assert request.write.max_figures == xai_fer.ExplainRequest().write.max_figures  # the defaults kept
