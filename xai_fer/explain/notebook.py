@@ -131,7 +131,7 @@ def _png(figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def explain_model(model=None, data=None, explainers=None, options=None, maps_dir=None, **settings) -> Explanation:
+def explain_model(model=None, data=None, explainers=None, options=None, *, maps_dir=None, **settings) -> Explanation:
     """Run explainers in memory and return an :class:`Explanation` that displays itself in Jupyter.
 
     ``model``: a loaded Keras model or a path (default: the bundled reference CNN). ``data``: a ``Dataset``,

@@ -1,5 +1,9 @@
 """``xai-fer explain``: load a model and data once, run the chosen explainers on a shared context, and write
-all results into a directory that appears complete or not at all."""
+all results into a directory that appears complete or not at all.
+
+A run is described by an :class:`~xai_fer.explain.request.ExplainRequest`; :func:`run_request` carries it out in
+steps: what can be checked before anything loads, the inputs and the output folder, the explainers in memory
+(:func:`explain_loaded`, also the Python API's), then the report."""
 
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
     options (:mod:`xai_fer.explain.presets`, e.g. "quick") for what ``options`` leaves out. ``progress``: see
     :func:`xai_fer.explain.progress.as_progress`. A whole split (every image): :func:`run_explain` or
     :func:`xai_fer.explain_model` with ``all_images=True``."""
-    run = RunSettings(explainers, options, preset, preprocess, seed)
+    run = RunSettings(explainers=explainers, options=options, preset=preset, preprocess=preprocess, seed=seed)
     explained = explain_loaded(model, dataset, run, progress)
     return explained.artifacts, explained.planned, explained.context, explained.timings
 
