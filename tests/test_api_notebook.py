@@ -115,3 +115,66 @@ def test_the_first_api_examples_show_preprocess():
     first_block = re.search(r"```python\n(.+?)```", (ROOT / "docs" / "api.md").read_text(), re.S).group(1)
     assert "preprocess=" in first_block and "explain_model(" in first_block
     assert "preprocess=" in xai_fer.__doc__
+
+
+def test_explain_model_explains_every_image(tmp_path, monkeypatch):
+    """The whole split through the Python API (issue 18): the maps the report of ``run_explain`` holds, in
+    ``maps_dir``'s maps.h5, read by the dataset views; kept after ``close``, and read again (not recomputed) by
+    the same call; without ``maps_dir``, in a temporary folder that goes with the result."""
+    import h5py
+    import tiny_models
+    from fixtures import sample_images, write_npz
+
+    from xai_fer.explain import wholesplit
+
+    model_path = tmp_path / "tiny.keras"
+    tiny_models.sequential_fused_softmax().save(model_path)
+    data = write_npz(tmp_path / "data.npz", sample_images(40, seed=4), labels=np.arange(40) % 7)
+    names = ["saliency", "grad-cam", "class-maps", "method-disagreement"]
+    options = {"saliency": {"grid_rows": 2, "batch_size": 16}, "grad-cam": {"grid_rows": 2, "batch_size": 16},
+               "method-disagreement": {"count": 2}}
+    settings = {"preprocess": "unit", "all_images": True, "chunk_size": 16, "maps_dtype": "float16"}
+    result = xai_fer.explain_model(model_path, data, names, options, maps_dir=tmp_path / "maps", **settings)
+    maps = result.maps
+    assert maps["maps/saliency"].shape == (40, 48, 48) and maps["maps/saliency"].dtype == np.float16
+    assert list(maps["true"][:]) == list(np.arange(40) % 7)
+    assert result.context.whole_split.describe()["chunks"] == 3
+    assert result["saliency"].summary["selection"] == {"mode": "all", "num_images": 40}
+    assert result["method-disagreement"].summary["images"] == 40
+    assert "class_maps" in result.figures["class-maps"] and "agreement" in result.figures["method-disagreement"]
+    computed = {name: maps[f"maps/{name}"][:] for name in names[:2]}
+    report = xai_fer.run_explain(model_path, data, tmp_path / "report", names, options, **settings)
+    with h5py.File(report.out_dir / "maps.h5", "r") as written:
+        for name, values in computed.items():
+            np.testing.assert_array_equal(values, written[f"maps/{name}"][:])
+    result.close()
+    assert result.maps is None and (tmp_path / "maps" / "maps.h5").is_file()
+
+    def no_chunk(*args, **kwargs):
+        raise AssertionError("the maps were computed again")
+
+    monkeypatch.setattr(wholesplit, "chunk_maps", no_chunk)
+    again = xai_fer.explain_model(model_path, data, names, options, maps_dir=tmp_path / "maps", **settings)
+    np.testing.assert_array_equal(again.maps["maps/saliency"][:], computed["saliency"])
+    again.close()
+    monkeypatch.undo()
+
+    temporary = xai_fer.explain_model(model_path, data, ["saliency"], {"saliency": {"grid_rows": 2}}, **settings)
+    folder = Path(temporary.maps.filename).parent
+    assert folder.is_dir() and folder != tmp_path / "maps"
+    temporary.close()
+    assert not folder.exists()
+
+
+def test_explain_model_refuses_unknown_and_report_settings():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'all_image'; did you mean 'all_images'"):
+        xai_fer.explain_model(all_image=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'out_dir'"):
+        xai_fer.explain_model(out_dir="report")  # nothing is written: run_explain writes a report
+    with pytest.raises(TypeError, match=r"run_explain\(\) got an unexpected keyword argument 'chunksize'; did you "
+                                        "mean 'chunk_size'"):
+        xai_fer.run_explain(chunksize=64)
+    request = xai_fer.ExplainRequest.from_settings({"seed": 3, "all_images": True, "out_dir": "r", "labels": "l.npy"})
+    assert (request.run.seed, request.whole_split.all_images, request.write.out_dir, request.read.labels) == (
+        3, True, "r", "l.npy")
+    assert request.write.max_figures == xai_fer.ExplainRequest().write.max_figures  # the defaults kept

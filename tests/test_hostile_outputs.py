@@ -259,7 +259,7 @@ def test_a_run_that_finds_its_out_taken_when_it_writes_fails_in_one_line(root, t
     from xai_fer.explain import pipeline
 
     out = tmp_path / "new" / "run"
-    compute = pipeline.run_explainers
+    compute = pipeline.explain_loaded
 
     def other_run_finished_first(*args, **kwargs):  # another explain into the same new --out wrote it meanwhile
         results = compute(*args, **kwargs)
@@ -267,7 +267,7 @@ def test_a_run_that_finds_its_out_taken_when_it_writes_fails_in_one_line(root, t
         (out / "theirs.txt").write_text("the other run's report")
         return results
 
-    monkeypatch.setattr(pipeline, "run_explainers", other_run_finished_first)
+    monkeypatch.setattr(pipeline, "explain_loaded", other_run_finished_first)
     assert_one_line_error(_explain_into(root, out), "written by another run")
     assert sorted(p.name for p in out.iterdir()) == ["theirs.txt"]
     monkeypatch.undo()

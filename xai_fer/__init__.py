@@ -27,6 +27,8 @@ _LAZY = {
     "evaluate_model": "xai_fer.evaluation",
     "run_explainers": "xai_fer.explain.pipeline",
     "run_explain": "xai_fer.explain.pipeline",
+    "run_request": "xai_fer.explain.pipeline",
+    "ExplainRequest": "xai_fer.explain.request",
     "build_context": "xai_fer.explain.pipeline",
     "explain_model": "xai_fer.explain.notebook",
     "Explanation": "xai_fer.explain.notebook",
@@ -39,8 +41,8 @@ __all__ = ["__version__", *_LAZY]
 
 
 # Names whose first use starts TensorFlow: its start-up log is silenced first, as the CLI does.
-_NEED_TENSORFLOW = {"load_model", "inspect_model", "evaluate_model", "run_explainers", "run_explain", "build_context",
-                    "explain_model"}
+_NEED_TENSORFLOW = {"load_model", "inspect_model", "evaluate_model", "run_explainers", "run_explain", "run_request",
+                    "build_context", "explain_model"}
 
 
 def __getattr__(name: str):

@@ -417,84 +417,90 @@ def evaluate(
     console.print(table)
 
 
+# The options of `xai-fer explain`, declared once here so that its signature reads as the list of them.
+_EXPLAIN_MODEL = typer.Argument(help="Saved Keras model or a training run's folder; default: the bundled reference "
+                                     "CNN.")
+_IMAGES = typer.Option("--data", help="Images; default: the bundled PrivateTest sample. " + _DATA_HELP)
+_OUT = typer.Option("--out", help="Directory for figures, arrays, summaries, index.html.")
+_EXPLAINER = typer.Option("--explainer", "-e", help="Explainer; default: all that apply.")
+_OPTION = typer.Option("--option", "-o", help="EXPLAINER.KEY=VALUE (repeatable).")
+_SPLIT = typer.Option(help="Training, PublicTest or PrivateTest (sources with Usage).")
+_SEED = typer.Option(help="Seed for every random choice (noise, jitter).")
+_OVERWRITE = typer.Option("--overwrite", help="Replace the previous report in --out (never another kind of "
+                                              "folder).")
+_FORMAT = typer.Option("--format", help="Dataset format; default: detected.")
+_MAX_FIGURES = typer.Option("--max-figures", help="At most this many figures per explainer (the arrays keep every "
+                                                  "result).")
+_PRESET = typer.Option(help="Named options for what -o leaves out: quick (one image per class, lighter checks; "
+                            "under a minute).")
+_PROGRESS = typer.Option(help="Progress on stderr: auto (bars on a terminal, nothing in a pipe), bar, lines (one "
+                              "per explainer, for logs) or off.")
+_OPEN = typer.Option("--open", help="Open the report (index.html) in the web browser once it is written.")
+_ALL_IMAGES = typer.Option("--all-images", help="Every attribution method explains every image (the whole split), "
+                                                "streamed in chunks into one maps.h5; an interrupted run resumes "
+                                                "(run it again).")
+_CHUNK_SIZE = typer.Option("--chunk-size", help="Images per chunk with --all-images (whole batches).")
+_MAPS_DTYPE = typer.Option("--maps-dtype", help="float32 or float16: how maps.h5 stores maps (--all-images).")
+_ENGINE = typer.Option("--engine", help="What computes the chunks of --all-images: local, or ray (Ray workers; the "
+                                        "cluster of RAY_ADDRESS).")
+_WORKERS = typer.Option("--workers", help="--engine ray: Ray workers (0: as many as the cluster's CPUs hold).")
+_WORKER_CPUS = typer.Option("--worker-cpus", help="--engine ray: CPUs per Ray worker.")
+
+
 @_command
 def explain(
-    model: Annotated[Path | None, typer.Argument(help="Saved Keras model or a training run's folder; default: the "
-                                                      "bundled reference CNN.")] = None,
-    data: Annotated[list[str], typer.Option("--data", help="Images; default: the bundled PrivateTest sample. "
-                                                           + _DATA_HELP)] = [],  # noqa: B006
-    out: Annotated[Path, typer.Option("--out", help="Directory for figures, arrays, summaries, index.html.")] = Path(
-        "xai-fer-out"
-    ),
-    explainer: Annotated[list[str], typer.Option("--explainer", "-e", help="Explainer; default: all that apply.")] = [],  # noqa: B006
-    option: Annotated[list[str], typer.Option("--option", "-o", help="EXPLAINER.KEY=VALUE (repeatable).")] = [],  # noqa: B006
-    split: Annotated[str | None, typer.Option(help="Training, PublicTest or PrivateTest (sources with Usage).")] = None,
+    model: Annotated[Path | None, _EXPLAIN_MODEL] = None,
+    data: Annotated[list[str], _IMAGES] = [],  # noqa: B006
+    out: Annotated[Path, _OUT] = Path("xai-fer-out"),
+    explainer: Annotated[list[str], _EXPLAINER] = [],  # noqa: B006
+    option: Annotated[list[str], _OPTION] = [],  # noqa: B006
+    split: Annotated[str | None, _SPLIT] = None,
     preprocess: Annotated[str, _PREPROCESS] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for every random choice (noise, jitter).")] = 0,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace the previous report in --out (never another kind of folder).")] = False,
+    seed: Annotated[int, _SEED] = 0,
+    overwrite: Annotated[bool, _OVERWRITE] = False,
     unsafe: Annotated[bool, _UNSAFE] = False,
-    data_format: Annotated[str | None, typer.Option("--format", help="Dataset format; default: detected.")] = None,
+    data_format: Annotated[str | None, _FORMAT] = None,
     labels: Annotated[Path | None, _LABELS] = None,
     faces: Annotated[bool, _FACES] = False,
-    max_figures: Annotated[int, typer.Option("--max-figures", help="At most this many figures per explainer (the "
-                                                                   "arrays keep every result).")] = MAX_FIGURES,
-    preset: Annotated[str | None, typer.Option(help="Named options for what -o leaves out: quick (one image per "
-                                                    "class, lighter checks; under a minute).")] = None,
-    progress: Annotated[str, typer.Option(help="Progress on stderr: auto (bars on a terminal, nothing in a pipe), "
-                                               "bar, lines (one per explainer, for logs) or off.")] = "auto",
-    open_report: Annotated[bool, typer.Option("--open", help="Open the report (index.html) in the web browser "
-                                                             "once it is written.")] = False,
-    all_images: Annotated[bool, typer.Option(
-        "--all-images", help="Every attribution method explains every image (the whole split), streamed in chunks "
-                             "into one maps.h5; an interrupted run resumes (run it again).")] = False,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Images per chunk with --all-images (whole "
-                                                                 "batches).")] = 1024,
-    maps_dtype: Annotated[str, typer.Option("--maps-dtype", help="float32 or float16: how maps.h5 stores maps "
-                                                                 "(--all-images).")] = "float32",
-    engine: Annotated[str, typer.Option("--engine", help="What computes the chunks of --all-images: local, or ray "
-                                                         "(Ray workers; the cluster of RAY_ADDRESS).")] = "local",
-    workers: Annotated[int, typer.Option("--workers", help="--engine ray: Ray workers (0: as many as the "
-                                                           "cluster's CPUs hold).")] = 0,
-    worker_cpus: Annotated[int, typer.Option("--worker-cpus", help="--engine ray: CPUs per Ray worker.")] = 1,
+    max_figures: Annotated[int, _MAX_FIGURES] = MAX_FIGURES,
+    preset: Annotated[str | None, _PRESET] = None,
+    progress: Annotated[str, _PROGRESS] = "auto",
+    open_report: Annotated[bool, _OPEN] = False,
+    all_images: Annotated[bool, _ALL_IMAGES] = False,
+    chunk_size: Annotated[int, _CHUNK_SIZE] = 1024,
+    maps_dtype: Annotated[str, _MAPS_DTYPE] = "float32",
+    engine: Annotated[str, _ENGINE] = "local",
+    workers: Annotated[int, _WORKERS] = 0,
+    worker_cpus: Annotated[int, _WORKER_CPUS] = 1,
 ):
     """Run explainers (by default all that apply to the model and data) and write a browsable report."""
-    from .explain.pipeline import run_explain
+    from .explain.command import print_explained, resume_note
+    from .explain.pipeline import run_request
     from .explain.plan import split_option_pairs
     from .explain.progress import PROGRESS_MODES, progress_for
+    from .explain.request import ExplainRequest, ReadSettings, RunSettings, WholeSplitSettings, WriteSettings
 
     if progress not in PROGRESS_MODES:
         raise UserError(f"--progress {progress!r} is not one of {', '.join(PROGRESS_MODES)}",
                         "auto shows bars on a terminal and stays quiet in a pipe")
     options = split_option_pairs(_parse_pairs(option, "option", "EXPLAINER.KEY=VALUE"))
-    model = _model_file(model) if model is not None else None
+    request = ExplainRequest(
+        read=ReadSettings(model=_model_file(model) if model is not None else None,
+                          data=_data_source(data) if data else None, split=split, labels=labels, faces=faces,
+                          data_format=data_format, unsafe=unsafe),
+        run=RunSettings(explainers=explainer or None, options=options, preset=preset, preprocess=preprocess,
+                        seed=seed),
+        write=WriteSettings(out_dir=out, overwrite=overwrite, max_figures=max_figures, command=_command_line(),
+                            progress=progress_for(progress, sys.stderr)),
+        whole_split=WholeSplitSettings(all_images=all_images, chunk_size=chunk_size, maps_dtype=maps_dtype,
+                                       engine=engine, workers=workers, worker_cpus=worker_cpus))
     try:
-        result = run_explain(model, _data_source(data) if data else None, out, explainer or None, options,
-                             split=split, preprocess=preprocess, seed=seed, overwrite=overwrite, unsafe=unsafe,
-                             data_format=data_format, progress=progress_for(progress, sys.stderr), labels=labels,
-                             faces=faces, max_figures=max_figures, command=_command_line(), preset=preset,
-                             all_images=all_images, chunk_size=chunk_size, maps_dtype=maps_dtype, engine=engine,
-                             workers=workers, worker_cpus=worker_cpus)
+        result = run_request(request)
     except KeyboardInterrupt:
-        _resume_note(out, all_images)
+        resume_note(err_console, out, all_images)
         raise
     _scaling_note(result.manifest.get("scaling_choice"))
-    for name, reason in result.manifest.get("skipped", {}).items():
-        err_console.print(f"skipped {name}: {reason}", highlight=False)
-    renamed = result.manifest["model"].get("renamed")
-    if renamed:
-        err_console.print("Note: renamed " + ", ".join(f"{old!r} -> {new!r}" for old, new in renamed["names"].items())
-                          + f" ({renamed['why']})", highlight=False)
-    whole = result.manifest.get("whole_split")
-    if whole:
-        resumed = f", {whole['resumed_chunks']} resumed from an earlier run" if whole["resumed_chunks"] else ""
-        err_console.print(f"maps of {whole['images']:,} images in {whole['chunks']} chunks{resumed}: "
-                          f"{out / 'maps.h5'}", highlight=False)
-    left_out = result.manifest.get("figures_left_out")
-    if left_out:
-        err_console.print(f"Note: {left_out['note']}", highlight=False)
-    names = ", ".join(result.artifacts)
-    console.print(f"wrote {out}/ ({names}); open {out / 'index.html'}")
+    print_explained(console, err_console, result, out)
     if open_report:
         _open_in_browser(out / "index.html")
 
@@ -505,17 +511,6 @@ def _open_in_browser(page: Path) -> None:
 
     if not webbrowser.open(page.resolve().as_uri()):
         err_console.print(line("Note: no web browser could be started; open ", str(page), " yourself"))
-
-
-def _resume_note(out: Path, all_images: bool) -> None:
-    """After an interrupted whole-split run: where its finished chunks are, and how to resume."""
-    from .explain.workfolder import work_folder_for
-
-    work = work_folder_for(out.resolve())
-    if all_images and work.is_dir():
-        chunks = len(list((work / "chunks").glob("*.npz")))
-        done = f"{chunks} finished chunks are" if chunks else "the finished maps are"
-        err_console.print(f"{done} kept in {work}: run the same command again to resume", highlight=False)
 
 
 def _as_strings(values: dict) -> dict[str, str]:

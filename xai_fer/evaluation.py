@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# The model seen from the data's images (input adapted in size, channels and scaling, chosen as for explaining):
+# how ``evaluate`` scores a model and distillation asks its teachers.
+from .models.seen import seen_from_data
+
 
 def predict_probabilities(model, x: np.ndarray, batch_size: int = 256, tta_flip: bool = False) -> np.ndarray:
     """Class probabilities for model-ready inputs ``x``; with ``tta_flip`` averaged with the mirrored images."""
@@ -25,14 +29,6 @@ def accuracy_report(probs: np.ndarray, labels: np.ndarray, class_names) -> dict:
 
 def evaluate_arrays(model, x, labels, class_names, tta_flip: bool = False) -> dict:
     return accuracy_report(predict_probabilities(model, x, tta_flip=tta_flip), np.asarray(labels), class_names)
-
-
-def seen_from_data(model, dataset, preprocess: str = "auto"):
-    """``model`` seen from ``dataset``'s images: the shared context (input adapted in size, channels and scaling,
-    chosen as for explaining) through which ``evaluate`` scores a model and distillation asks its teachers."""
-    from .explain.pipeline import build_context
-
-    return build_context(model, dataset, preprocess)
 
 
 def mirror_averaged_probabilities(context) -> np.ndarray:

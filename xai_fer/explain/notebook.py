@@ -9,9 +9,13 @@ shows itself in Jupyter (the report's run section and each explainer's numbers a
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +34,21 @@ class Explanation:
     artifacts: dict[str, Artifact]
     context: object
     timings: dict = field(default_factory=dict)
+    _closer: object = field(default=None, repr=False, compare=False)  # releases a whole split's maps.h5
+
+    @property
+    def maps(self):
+        """A whole split's ``maps.h5`` (``all_images=True``), open read-only (h5py): ``maps/<method>`` (N, H, W),
+        ``targets/<method>``, ``rows``, ``names``, ``true``, ``predicted``, ``confidence``, ``probabilities``;
+        None in an ordinary run or once closed."""
+        state = self.context.whole_split
+        return state.maps_file if state is not None and state.maps_file.id.valid else None
+
+    def close(self) -> None:
+        """Close a whole split's ``maps.h5``: a temporary maps folder goes, a ``maps_dir`` keeps its maps (the same
+        call again reads them). Done when the result is garbage-collected too; nothing to do in an ordinary run."""
+        if self._closer is not None:
+            self._closer()
 
     @property
     def figures(self) -> dict:
@@ -112,34 +131,83 @@ def _png(figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def explain_model(model=None, data=None, explainers=None, options=None, preprocess: str = "auto",
-                  split: str | None = None, labels=None, faces: bool = False, seed: int = 0,
-                  data_format: str | None = None, unsafe: bool = False, preset: str | None = None,
-                  progress=False) -> Explanation:
+def explain_model(model=None, data=None, explainers=None, options=None, *, maps_dir=None, **settings) -> Explanation:
     """Run explainers in memory and return an :class:`Explanation` that displays itself in Jupyter.
 
     ``model``: a loaded Keras model or a path (default: the bundled reference CNN). ``data``: a ``Dataset``,
-    a path, several image files or a glob (default: the bundled sample); ``split``, ``labels``, ``faces`` and
-    ``data_format`` as for :func:`xai_fer.data.load_dataset`. ``options``: explainer -> {key: value}, Python
-    values or the command line's strings (``{"saliency": {"indices": [0, 1, 2]}}``). ``preprocess``: the
-    scaling the model expects, or ``auto`` to measure it (:mod:`xai_fer.models.scaling_choice`). ``preset``: named
-    options for what ``options`` leaves out (:mod:`xai_fer.explain.presets`, e.g. ``"quick"``). ``progress``:
-    True shows progress bars while the explainers run (silent by default), or see :func:`run_explainers`."""
-    from .. import reference
+    a path, several image files or a glob (default: the bundled sample). ``options``: explainer -> {key: value},
+    Python values or the command line's strings (``{"saliency": {"indices": [0, 1, 2]}}``). ``settings``, by name:
+
+    * ``split``, ``labels``, ``faces``, ``data_format`` as for :func:`xai_fer.data.load_dataset`; ``unsafe`` as
+      for :func:`xai_fer.models.loading.load_model`;
+    * ``preprocess``: the scaling the model expects, or ``auto`` to measure it
+      (:mod:`xai_fer.models.scaling_choice`); ``preset``: named options for what ``options`` leaves out
+      (:mod:`xai_fer.explain.presets`, e.g. ``"quick"``); ``seed``;
+    * ``progress``: True shows progress bars while the explainers run (silent by default), or see
+      :func:`xai_fer.explain.progress.as_progress`;
+    * ``all_images=True``: every attribution method explains every image (the whole split), streamed in chunks of
+      ``chunk_size`` images into a ``maps.h5`` (``maps_dtype``), computed by ``engine`` ("local", or "ray" with
+      ``workers`` and ``worker_cpus``; Ray needs the model and data as paths). The maps are written in
+      ``maps_dir`` (kept: an interrupted call resumes from its finished chunks, and the same call again reads
+      the maps it holds), or by default in a temporary folder that goes with the result
+      (:meth:`Explanation.close`). ``result.maps`` is the open ``maps.h5``."""
+    from .pipeline import explain_loaded
+    from .request import ExplainRequest
+
+    request = ExplainRequest.from_settings({"model": model, "data": data, "explainers": explainers,
+                                            "options": options, **settings}, caller="explain_model",
+                                           refused=("out_dir", "overwrite", "max_figures", "command"))
+    # The whole split's settings are checked before anything loads; its maps go to a temporary folder by default.
+    whole_split = request.whole_split.working_in(Path(maps_dir or tempfile.gettempdir()))
+    loaded, dataset = _loaded(request.read)
+    temporary = None
+    if whole_split is not None and maps_dir is None:
+        temporary = Path(tempfile.mkdtemp(prefix="xai-fer-maps-"))
+        whole_split = dataclasses.replace(whole_split, work=temporary)
+    try:
+        explained = explain_loaded(loaded, dataset, request.run, request.write.progress, whole_split=whole_split,
+                                   source=_source(request.read))
+    except BaseException:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    result = Explanation(explained.artifacts, explained.context, explained.timings)
+    if explained.context.whole_split is not None:
+        result._closer = weakref.finalize(result, _release, explained.context, temporary)
+    return result
+
+
+def _loaded(read) -> tuple:
+    """The model and dataset of ``read`` (:class:`~xai_fer.explain.request.ReadSettings`), loaded where given as
+    paths; a ``Dataset`` made or loaded in Python gets the same split and labels."""
     from ..data import Dataset, load_dataset
     from ..data.labels import attach_labels
     from ..models.loading import load_model
-    from .pipeline import run_explainers
 
+    model, data = read.model, read.data
     if model is None or isinstance(model, (str, Path)):
-        model = load_model(Path(model) if model is not None else reference.model_path("cnn"), unsafe=unsafe)
+        model = load_model(read.model_path(), unsafe=read.unsafe)
     if not isinstance(data, Dataset):
-        data = load_dataset(data if data is not None else reference.sample_path(), split=split, format=data_format,
-                            labels=labels, faces=faces, allow_mixed_splits=False)
-    else:  # a Dataset made or loaded in Python: the same split and labels apply
-        if labels is not None:
-            data = attach_labels(data, labels)
-        data = data.select_split(split)
-    artifacts, _, context, timings = run_explainers(model, data, explainers, options, preprocess, seed, progress,
-                                                    preset=preset)
-    return Explanation(artifacts, context, timings)
+        data = load_dataset(read.data_source(), split=read.split, format=read.data_format, labels=read.labels,
+                            faces=read.faces, allow_mixed_splits=False)
+    else:
+        if read.labels is not None:
+            data = attach_labels(data, read.labels)
+        data = data.select_split(read.split)
+    return model, data
+
+
+def _source(read) -> dict:
+    """Where the model and data come from, for an engine whose workers load them (Ray): only for paths."""
+    from ..data import Dataset
+
+    if isinstance(read.model, (str, Path, type(None))) and not isinstance(read.data, Dataset):
+        return read.source(read.model_path(), read.data_source())
+    return {}
+
+
+def _release(context, temporary: Path | None) -> None:
+    """Close the whole split's maps.h5; a temporary maps folder goes with it."""
+    from .pipeline import close_whole_split
+
+    close_whole_split(context, finished=temporary is not None)

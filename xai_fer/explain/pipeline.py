@@ -1,30 +1,34 @@
 """``xai-fer explain``: load a model and data once, run the chosen explainers on a shared context, and write
-all results into a directory that appears complete or not at all."""
+all results into a directory that appears complete or not at all.
+
+A run is described by an :class:`~xai_fer.explain.request.ExplainRequest`; :func:`run_request` carries it out in
+steps: what can be checked before anything loads, the inputs and the output folder, the explainers in memory
+(:func:`explain_loaded`, also the Python API's), then the report."""
 
 from __future__ import annotations
 
 import functools
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import atomic, reference, registry
+from .. import atomic, registry
 from ..data import load_dataset
-from ..errors import PluginError, UserError, reason
-from ..models.adapt import InputAdapter, resolve_scaling
-from ..models.introspect import RENAMED_WHY, inspect_model, make_scope_safe
+from ..errors import PluginError, UserError
+from ..models.introspect import RENAMED_WHY
 from ..models.loading import load_model
-from ..models.scaling_choice import ScalingWarning, choose_scaling
+from ..models.seen import seen_from_data
 from .artifact import Artifact
 from .browser import BROWSER_FOLDER, context_inputs, write_browser
 from .context import ExplainContext
 from .face_crops import write_face_crops
 from .html import render_index
 from .manifest import build_manifest
-from .output import MAX_FIGURES, check_max_figures, prepare_output, write_report
+from .output import check_max_figures, prepare_output, write_report
 from .plan import check_against_context, plan_explainers, report_group, report_order, validate_against_model
 from .progress import as_progress
+from .request import ExplainRequest, RunSettings
+from .workfolder import work_folder_for
 
 
 @dataclass
@@ -34,75 +38,55 @@ class ExplainRun:
     artifacts: dict[str, Artifact] = field(default_factory=dict)
 
 
-def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch_size: int = 128):
-    """The shared context for a loaded model and dataset (the Python API's entry point). A ``Dataset`` made in
-    Python gets its pixels put on the 0-255 scale, as ``load_dataset`` does (``Dataset.put_on_255_scale``)."""
-    dataset.put_on_255_scale()
-    # Names legal in Keras that TensorFlow refuses as name scopes ("conv a [1]") would fail every compiled
-    # gradient: renamed in memory (the context and the manifest say so), in the API as on the command line.
-    renamed = make_scope_safe(model)
-    info = inspect_model(model)
-    adapter = InputAdapter.for_model(resolve_scaling(preprocess, info.scales_its_input),
-                                     tuple(dataset.images.shape[1:]), info.input_shape)
-    if None in info.input_shape and len(dataset):  # before the scaling search, which feeds the model images
-        _check_open_size(model, info, adapter, dataset)
-    choice, probabilities = choose_scaling(model, info, dataset, preprocess, seed=seed, batch_size=batch_size)
-    if choice.warning:
-        warnings.warn(choice.warning, ScalingWarning, stacklevel=2)
-    adapter = InputAdapter.for_model(choice.scaling, tuple(dataset.images.shape[1:]), info.input_shape)
-    context = ExplainContext(model=model, info=info, dataset=dataset, adapter=adapter, seed=seed,
-                             batch_size=batch_size, scaling_choice=choice, renamed=renamed)
-    if probabilities is not None:  # the search saw every image with this scaling: no second pass over them
-        context.__dict__["probabilities"] = probabilities
-    return context
-
-
-def _check_open_size(model, info, adapter, dataset) -> None:
-    """A model of any image size (``(None, None, C)``) still needs images large enough for its convolutions and
-    pooling: one image through it says so before any work, in one line."""
-    import keras
-
-    try:
-        # The shapes every layer computes (no new nodes are added to the model), then one real image.
-        model.compute_output_spec(keras.KerasTensor((None, *(adapter.model_input or adapter.model_shape))))
-        model(adapter(dataset.images[:1].astype("float32")), training=False)
-    except Exception as exc:  # noqa: BLE001 - Keras raises many types; the user needs the reason
-        height, width = adapter.data_shape[:2]
-        raise UserError(f"model {info.name!r} cannot take the data's {height}x{width} images: {type(exc).__name__}: "
-                        f"{reason(exc)}", "use larger images, or the size the model was trained on") from None
+def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch_size: int = 128) -> ExplainContext:
+    """The shared context for a loaded model and dataset (the Python API's entry point): the model seen from the
+    data (:func:`xai_fer.models.seen.seen_from_data`), which the explainers of a run then share."""
+    return seen_from_data(model, dataset, preprocess, seed, batch_size)
 
 
 def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None,
-                   preset=None, planned=None, whole_split=None, source=None):
+                   preset=None):
     """Run explainers in memory (nothing is written); returns ``(artifacts, planned, context, timings)``:
     {name: Artifact} with matplotlib figures, the planned explainers with their parsed options, the shared
-    ``ExplainContext`` and {name: seconds}. ``planned``: what :func:`plan_explainers` made of ``explainers`` and
-    ``options`` when the caller planned them already.
+    ``ExplainContext`` and {name: seconds}.
 
     ``options`` maps explainer name -> {key: value}, the value a Python value or the command line's string,
     e.g. {"saliency": {"indices": [0, 1, 2]}} or {"saliency": {"per_class": "2"}}. ``preset``: a named set of
-    options (:mod:`xai_fer.explain.presets`, e.g. "quick") for what ``options`` leaves out.
+    options (:mod:`xai_fer.explain.presets`, e.g. "quick") for what ``options`` leaves out. ``progress``: see
+    :func:`xai_fer.explain.progress.as_progress`. A whole split (every image): :func:`run_explain` or
+    :func:`xai_fer.explain_model` with ``all_images=True``."""
+    run = RunSettings(explainers=explainers, options=options, preset=preset, preprocess=preprocess, seed=seed)
+    explained = explain_loaded(model, dataset, run, progress)
+    return explained.artifacts, explained.planned, explained.context, explained.timings
+
+
+@dataclass
+class Explained:
+    """What the explainers of a run made, in memory: ``artifacts`` by name, the ``planned`` explainers that ran
+    (with their parsed options), the shared ``context`` and each explainer's ``timings`` (seconds)."""
+
+    artifacts: dict[str, Artifact]
+    planned: list
+    context: ExplainContext
+    timings: dict[str, float]
+
+
+def explain_loaded(model, dataset, run: RunSettings, progress=None, planned=None, whole_split=None,
+                   source=None) -> Explained:
+    """Run the explainers of ``run`` on a loaded model and dataset, in memory. ``planned``: what
+    :func:`plan_explainers` made of ``run`` when the caller planned it already.
 
     ``whole_split`` (a :class:`~xai_fer.explain.wholesplit.WholeSplit`): every attribution method explains
     every image, streamed in chunks into ``maps.h5`` in its work folder (``context.whole_split`` holds it open
-    afterwards; ``context.whole_split.close(finished)`` closes it); the default explainers are then
-    :data:`WHOLE_SPLIT_DEFAULT`. ``source``: where model and data came from, for engines that load them.
-    """
-    check_seed(seed)
-    default_set = not explainers
-    if whole_split is not None and default_set:
-        explainers = [name for name in WHOLE_SPLIT_DEFAULT if name in registry.explainers()]
+    afterwards; :func:`close_whole_split` closes it); the default explainers are then
+    :data:`WHOLE_SPLIT_DEFAULT`. ``source``: where model and data came from, for engines that load them."""
+    check_seed(run.seed)
+    if whole_split is not None and not run.explainers:
         planned = None  # the whole-split defaults, not "all"
-    planned = plan_explainers(explainers, options, preset) if planned is None else planned
-    context = build_context(model, dataset, preprocess, seed)
+    planned = planned if planned is not None else plan_explainers(_names(run, whole_split), run.options, run.preset)
+    context = build_context(model, dataset, run.preprocess, run.seed)
     context.plan = planned
-    if default_set:
-        # "All" means all that apply: activation-max has nothing to show on a model without conv layers, nor
-        # confusion on unlabelled data. An explainer given options was asked for, and is never skipped.
-        planned = _applicable(planned, context, asked=set(options or {}))  # each one checked, as below
-    else:
-        validate_against_model(planned, context.info)
-        check_against_context(planned, context)
+    planned = _checked_against_context(planned, context, run)
     with as_progress(progress) as shown:
         context.progress = shown
         try:
@@ -110,12 +94,38 @@ def run_explainers(model, dataset, explainers=None, options=None, preprocess="au
                 from .wholesplit import run_whole_split
 
                 run_whole_split(context, planned, whole_split, source, shown)
-            artifacts, timings = _run_planned(planned, context, seed, shown)
+            artifacts, timings = _run_planned(planned, context, run.seed, shown)
         except BaseException:
-            if context.whole_split is not None:
-                context.whole_split.close(finished=False)
+            close_whole_split(context, finished=False)
             raise
-    return artifacts, planned, context, timings
+    return Explained(artifacts, planned, context, timings)
+
+
+def close_whole_split(context, finished: bool) -> None:
+    """Close a whole split's ``maps.h5`` (nothing to do in an ordinary run) and release its work folder: removed
+    once the report holds the maps (``finished``), else kept with what it holds, and unlocked, so that the same
+    process can resume it (a notebook rerunning the call)."""
+    state = context.whole_split
+    if state is not None:
+        state.close(finished=finished)
+        state.work.__exit__()  # the lock: state.close releases it only with the folder
+
+
+def _names(run: RunSettings, whole_split) -> list[str] | None:
+    """The explainers asked for; in a whole split with none named, :data:`WHOLE_SPLIT_DEFAULT`."""
+    if whole_split is not None and not run.explainers:
+        return [name for name in WHOLE_SPLIT_DEFAULT if name in registry.explainers()]
+    return run.explainers
+
+
+def _checked_against_context(planned, context, run: RunSettings) -> list:
+    if run.explainers:
+        validate_against_model(planned, context.info)
+        check_against_context(planned, context)
+        return planned
+    # "All" means all that apply: activation-max has nothing to show on a model without conv layers, nor
+    # confusion on unlabelled data. An explainer given options was asked for, and is never skipped.
+    return _applicable(planned, context, asked=set(run.options or {}))  # each one checked, as above
 
 
 # A whole-split run's explainers when none are named: the three methods the study compares, and the views of
@@ -183,101 +193,116 @@ def check_seed(seed: int) -> None:
         raise UserError(f"--seed {seed} is out of range", "use a whole number from 0 to 4294967295")
 
 
-def run_explain(
-    model_path: str | Path | None = None,
-    data: str | Path | None = None,
-    out_dir: str | Path = "xai-fer-out",
-    explainers: list[str] | None = None,
-    options: dict[str, dict[str, str]] | None = None,
-    split: str | None = None,
-    preprocess: str = "auto",
-    seed: int = 0,
-    overwrite: bool = False,
-    unsafe: bool = False,
-    data_format: str | None = None,
-    progress=None,
-    labels: str | Path | None = None,
-    faces: bool = False,
-    max_figures: int | None = MAX_FIGURES,
-    command: str | None = None,
-    preset: str | None = None,
-    all_images: bool = False,
-    chunk_size: int = 1024,
-    maps_dtype: str = "float32",
-    engine: str = "local",
-    workers: int = 0,
-    worker_cpus: int = 1,
-) -> ExplainRun:
-    """Everything ``xai-fer explain`` does. With no model/data, the bundled reference CNN and sample.
-    ``data``: a path, or several image files (a list, or a glob); ``labels`` and ``faces`` as for
-    :func:`xai_fer.data.load_dataset`. ``max_figures``: at most this many figures per explainer (None: all);
-    the arrays keep every result and the manifest says what was left out. ``progress`` and ``preset`` as for
-    :func:`run_explainers` (the CLI passes :func:`xai_fer.explain.progress.progress_for`). ``command``: the
-    command line that asked for the run (the CLI passes it), recorded in the manifest.
+def run_explain(model_path=None, data=None, out_dir="xai-fer-out", explainers=None, options=None,
+                **settings) -> ExplainRun:
+    """Everything ``xai-fer explain`` does: :func:`run_request` for the :class:`ExplainRequest` of these
+    arguments. ``settings``: any other setting of the request by name, in its group:
 
-    ``all_images``: every attribution method explains every image of the data (the split), streamed in chunks of
-    ``chunk_size`` images into the report's ``maps.h5`` (``maps_dtype`` float32 or float16), computed by
-    ``engine`` ("local", or "ray": ``workers`` Ray workers of ``worker_cpus`` CPUs each, 0 workers for as many as
-    the cluster holds; see :mod:`xai_fer.explain.rayengine`); an interrupted run keeps its finished chunks in
-    ``<out>.partial`` and the same call resumes from them (see :mod:`xai_fer.explain.wholesplit`)."""
+    * what to read (:class:`ReadSettings`): ``split``, ``labels``, ``faces``, ``data_format``, ``unsafe``;
+      ``model_path`` and ``data`` default to the bundled reference CNN and sample;
+    * what to run (:class:`RunSettings`): ``preset``, ``preprocess``, ``seed``;
+    * where to write (:class:`WriteSettings`): ``overwrite``, ``max_figures``, ``command``, ``progress``;
+    * every image (:class:`WholeSplitSettings`): ``all_images``, ``chunk_size``, ``maps_dtype``, ``engine``,
+      ``workers``, ``worker_cpus``.
+
+    ``xai_fer.run_explain("model.keras", "test.csv", "out", all_images=True, chunk_size=512)``."""
+    request = ExplainRequest.from_settings({"model": model_path, "data": data, "out_dir": out_dir,
+                                            "explainers": explainers, "options": options, **settings})
+    return run_request(request)
+
+
+def run_request(request: ExplainRequest) -> ExplainRun:
+    """Carry out an explain run: check what can be checked before anything loads, load the model and data, run
+    the explainers in memory, then write the report, which appears complete or not at all.
+
+    With ``request.whole_split.all_images``, every attribution method explains every image of the data (the
+    split), streamed in chunks into the report's ``maps.h5``; an interrupted run keeps its finished chunks in
+    ``<out>.partial`` and the same request resumes from them (see :mod:`xai_fer.explain.wholesplit`)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    out_dir = Path(out_dir)
-    check_seed(seed)
-    check_max_figures(max_figures)
-    planned = plan_explainers(explainers, options, preset)  # names and option values fail fast, before anything loads
-    model_path = Path(reference.resolve(model_path)) if model_path else reference.model_path("cnn")
-    data = reference.resolve(data) if data else reference.sample_path()
-    sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
-    target = prepare_output(out_dir, overwrite, inputs=(model_path, *sources))
-    whole_split = None
-    if all_images:
-        from .wholesplit import WholeSplit
-        from .workfolder import work_folder_for
-
-        whole_split = WholeSplit(work_folder_for(target), chunk_size, maps_dtype, engine, workers, worker_cpus)
-    source = {"model_path": str(model_path), "unsafe": unsafe, "split": split, "data_format": data_format,
-              "data": str(data) if isinstance(data, (str, Path)) else [str(s) for s in data],
-              "labels": str(labels) if labels else None, "faces": faces}
-    model = load_model(model_path, unsafe=unsafe)
-    dataset = load_dataset(data, split=split, format=data_format, labels=labels, faces=faces,
-                           allow_mixed_splits=False)
+    planned = _plan_before_loading(request)
+    inputs = _prepare(request)
+    read = request.read
+    model = load_model(inputs.model_path, unsafe=read.unsafe)
+    dataset = load_dataset(inputs.data, split=read.split, format=read.data_format, labels=read.labels,
+                           faces=read.faces, allow_mixed_splits=False)
     with atomic.stop_signals_as_interrupt():
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.
-        artifacts, planned, context, timings = run_explainers(model, dataset, explainers, options, preprocess, seed,
-                                                              progress, preset, planned, whole_split, source)
+        explained = explain_loaded(model, dataset, request.run, request.write.progress, planned,
+                                   inputs.whole_split, read.source(inputs.model_path, inputs.data))
+        # The report's order: the run, accuracy, attributions, faithfulness, ... (issue 17).
+        explained.artifacts = {item.name: explained.artifacts[item.name] for item in report_order(explained.planned)}
+        manifest = _write(request, inputs, explained)
+    return ExplainRun(out_dir=Path(request.write.out_dir), manifest=manifest, artifacts=explained.artifacts)
 
-        def make_manifest():
-            manifest = build_manifest(model_path, context.info, dataset, context.adapter, planned, seed, timings,
-                                      context.skipped, context.scaling_choice)
-            manifest["command"] = command
-            manifest["preset"] = preset
-            if context.renamed:
-                manifest["model"]["renamed"] = {"names": context.renamed, "why": RENAMED_WHY}
-            if context.whole_split is not None:
-                manifest["whole_split"] = context.whole_split.describe()
-            return manifest
 
-        ordered = report_order(planned)  # the run, accuracy, attributions, faithfulness, ... (issue 17)
-        artifacts = {item.name: artifacts[item.name] for item in ordered}
-        before_browser = sum(report_group(item) == "accuracy" for item in ordered)
-        render = functools.partial(render_index, browser=f"{BROWSER_FOLDER}/", browser_after=before_browser)
-        add_files = functools.partial(write_face_crops, dataset=dataset)  # the run's own files, listed as such
-        if context.whole_split is not None:  # its maps.h5 into the report (the browser reads the same datasets)
-            from .wholesplit import add_report_files
+def _plan_before_loading(request: ExplainRequest) -> list:
+    """The seed, ``max_figures``, explainer names and option values fail fast, before anything loads."""
+    check_seed(request.run.seed)
+    check_max_figures(request.write.max_figures)
+    run = request.run
+    return plan_explainers(run.explainers, run.options, run.preset)
 
-            add_files = _both(add_files, functools.partial(add_report_files, context))
-        try:
-            manifest = write_report(target, overwrite, out_dir, artifacts, make_manifest, render, max_figures,
-                                    write_extra=lambda staging: write_browser(staging / BROWSER_FOLDER,
-                                                                              **context_inputs(context)),
-                                    add_files=add_files)
-        except BaseException:
-            if context.whole_split is not None:
-                context.whole_split.close(finished=False)
-            raise
-        if context.whole_split is not None:
-            context.whole_split.close(finished=True)
-    return ExplainRun(out_dir=out_dir, manifest=manifest, artifacts=artifacts)
+
+@dataclass
+class _Inputs:
+    """A request's model file and data resolved, where its report goes, and its whole split (or None)."""
+
+    model_path: Path
+    data: object
+    target: Path
+    whole_split: object
+
+
+def _prepare(request: ExplainRequest) -> _Inputs:
+    """Resolve the model and data (the bundled ones by default) and refuse an output folder the report may not
+    go to, before anything loads."""
+    model_path, data = request.read.model_path(), request.read.data_source()
+    sources = (data,) if isinstance(data, (str, Path)) else tuple(data)
+    target = prepare_output(Path(request.write.out_dir), request.write.overwrite, inputs=(model_path, *sources))
+    return _Inputs(model_path, data, target, request.whole_split.working_in(work_folder_for(target)))
+
+
+def _write(request: ExplainRequest, inputs: _Inputs, explained: Explained) -> dict:
+    """Write the report (figures, arrays, the image browser, the run's own files, manifest and index.html) and
+    close a whole split's work folder: removed once the report holds its maps, kept when writing failed."""
+    context, write = explained.context, request.write
+    before_browser = sum(report_group(item) == "accuracy" for item in report_order(explained.planned))
+    render = functools.partial(render_index, browser=f"{BROWSER_FOLDER}/", browser_after=before_browser)
+    try:
+        manifest = write_report(inputs.target, write.overwrite, Path(write.out_dir), explained.artifacts,
+                                lambda: _manifest(request, inputs, explained), render, write.max_figures,
+                                write_extra=lambda staging: write_browser(staging / BROWSER_FOLDER,
+                                                                          **context_inputs(context)),
+                                add_files=_run_files(context))
+    except BaseException:
+        close_whole_split(context, finished=False)
+        raise
+    close_whole_split(context, finished=True)
+    return manifest
+
+
+def _manifest(request: ExplainRequest, inputs: _Inputs, explained: Explained) -> dict:
+    context = explained.context
+    manifest = build_manifest(inputs.model_path, context.info, context.dataset, context.adapter, explained.planned,
+                              request.run.seed, explained.timings, context.skipped, context.scaling_choice)
+    manifest["command"] = request.write.command
+    manifest["preset"] = request.run.preset
+    if context.renamed:
+        manifest["model"]["renamed"] = {"names": context.renamed, "why": RENAMED_WHY}
+    if context.whole_split is not None:
+        manifest["whole_split"] = context.whole_split.describe()
+    return manifest
+
+
+def _run_files(context):
+    """The run's own files in the report (``add_files`` of :func:`write_report`): the face crops, and a whole
+    split's maps.h5 (the browser reads the same datasets)."""
+    add_files = functools.partial(write_face_crops, dataset=context.dataset)
+    if context.whole_split is None:
+        return add_files
+    from .wholesplit import add_report_files
+
+    return _both(add_files, functools.partial(add_report_files, context))
