@@ -138,12 +138,14 @@ def randomization_check(context, results: dict, images: int, threshold: float) -
 
 def stage_correlations(context, results: dict, cascade: Cascade, stages: list[int], images: int) -> dict:
     """Per method, (stages, images) Spearman rho of |map| on its first ``images`` images between the trained
-    model and each stage's copy (both computed here, the same way, so seeded noise or masks are paired), and
-    the reason it could not be re-run (None when it ran)."""
+    model and each stage's copy (computed the same way, so seeded noise or masks are paired), and the reason it
+    could not be re-run (None when it ran). The trained model's maps are the run's own for a method whose maps
+    do not depend on the chunk they were made in (``batch_independent``), else computed here on those images."""
     chosen = slice(0, images)
     errors: dict[str, str] = {}
     rho = {name: np.full((len(stages), len(result.rows[chosen])), np.nan) for name, result in results.items()}
-    runs = len(results) * (len(stages) + 1)
+    reused = {name for name, result in results.items() if _reusable(result)}
+    runs = len(results) * len(stages) + len(results) - len(reused)
     with (context.progress or NoProgress()).task("faithfulness: randomisation check (method runs)", runs) as task:
 
         def recompute(name, model):
@@ -151,7 +153,8 @@ def stage_correlations(context, results: dict, cascade: Cascade, stages: list[in
             task.advance(1)
             return maps
 
-        trained = {name: recompute(name, None) for name in results}
+        trained = {name: _as_compared(results[name].maps[chosen]) if name in reused else recompute(name, None)
+                   for name in results}
         with _retracing_expected():
             try:
                 for s, count in enumerate(stages):
@@ -183,5 +186,18 @@ def _recompute(result, context, index, model, errors: dict, name: str):
     except Exception as exc:  # noqa: BLE001 - a third-party method may fail on a copy; the rest of the check stands
         errors[name] = f"{type(exc).__name__}: {reason(exc)}"
         return None
-    return np.nan_to_num(np.asarray(out.values, dtype=np.float64))
+    return _as_compared(out.values)
+
+
+def _as_compared(maps) -> np.ndarray:
+    return np.nan_to_num(np.asarray(maps, dtype=np.float64))
+
+
+def _reusable(result) -> bool:
+    """Whether the run's maps stand for the trained model's in the check: the method's maps do not depend on
+    their chunk, and they are held as computed (float32 in memory; a whole-split run may keep float16 maps in
+    its maps file, whose rounding would tie ranks the copies' maps do not tie)."""
+    maps = result.maps
+    return bool(getattr(result.method, "batch_independent", False)) and isinstance(maps, np.ndarray) \
+        and maps.dtype == np.float32
 
