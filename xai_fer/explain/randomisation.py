@@ -69,7 +69,7 @@ class Cascade:
         keras.utils.set_random_seed(seed % 2**32)  # initialisers draw from Keras' global seed (reset per explainer)
         fresh = keras.models.clone_model(model)
         self.model = model
-        self.clone = None
+        self.clone = fresh  # its drawn weights are kept below; every stage then sets all of its weights
         self.trained = model.get_weights()
         self.names = [layer.name for layer in weighted_layers(model)]
         self.fresh = [layer.get_weights() for layer in weighted_layers(fresh)]
@@ -78,15 +78,12 @@ class Cascade:
             raise ValueError("its clone does not have the same layers")
 
     def copy(self, randomised: int):
-        """The model with its top ``randomised`` weighted layers re-initialised. One clone serves every stage,
-        its weights set anew each time: compiled functions read the weights when called, so each method is
-        traced once for the whole check rather than once per stage. A softmax fused into the top layer has a
-        pre-softmax twin that copied that layer's weights when it was built (``logits_model``): every stage
-        re-initialises the top layer with the same drawn weights, so the copy stays right for all of them."""
-        import keras
-
-        if self.clone is None:
-            self.clone = keras.models.clone_model(self.model)
+        """The model with its top ``randomised`` weighted layers re-initialised. One clone (the one that drew the
+        fresh weights: cloning a model takes seconds) serves every stage, its weights set anew each time:
+        compiled functions read the weights when called, so each method is traced once for the whole check
+        rather than once per stage. A softmax fused into the top layer has a pre-softmax twin that copied that
+        layer's weights when it was built (``logits_model``): every stage re-initialises the top layer with the
+        same drawn weights, so the copy stays right for all of them."""
         self.clone.set_weights(self.trained)
         for layer, weights in zip(weighted_layers(self.clone)[:randomised], self.fresh[:randomised], strict=True):
             layer.set_weights(weights)
@@ -164,8 +161,7 @@ def stage_correlations(context, results: dict, cascade: Cascade, stages: list[in
                         if maps is not None:
                             rho[name][s] = spearman(np.abs(trained[name]), np.abs(maps))
             finally:
-                if cascade.clone is not None:
-                    _forget(context, cascade.clone)
+                _forget(context, cascade.clone)
     return {name: (rho[name], errors.get(name)) for name in results}
 
 
