@@ -327,6 +327,38 @@ def test_the_runs_own_maps_stand_for_the_trained_models_only_where_a_method_allo
     artifact.close()
 
 
+def test_the_check_randomises_the_models_own_weights_in_place_where_its_data_models_share_them(tiny_dataset,
+                                                                                              monkeypatch):
+    """A separate softmax layer: the data models hold the model's own variables, so each stage's weights go into
+    the model itself (its compiled functions serve), the same rho as on a clone, and its trained weights come
+    back. A softmax fused into the top layer has a twin holding a copy of its weights: a clone takes them."""
+    from xai_fer_plugins.rise import Rise
+
+    from xai_fer.explain import randomisation
+
+    rho = {}
+    for in_place in (True, False):
+        model = tiny_models.functional_separate_softmax()
+        trained = [w.copy() for w in model.get_weights()]
+        context = _context(model, tiny_dataset)
+        assert randomisation.shares_variables(context)
+        if not in_place:
+            monkeypatch.setattr(randomisation, "shares_variables", lambda context: False)
+        _explained(context, Saliency(), indices=tuple(range(4)))
+        _explained(context, Rise(), indices=tuple(range(4)), masks=30)
+        artifact = Faithfulness().explain(context, FaithfulnessOptions(randomization_images=3, steps=4,
+                                                                       figure_images=0))
+        rho[in_place] = {k: v for k, v in artifact.arrays.items() if k.endswith("randomization_rho")}
+        assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), trained, strict=True))
+        artifact.close()
+    assert sorted(rho[True]) == ["rise.randomization_rho", "saliency.randomization_rho"]
+    for name, values in rho[True].items():
+        assert np.isfinite(values).all()
+        np.testing.assert_allclose(values, rho[False][name], atol=1e-5)
+    monkeypatch.undo()
+    assert not randomisation.shares_variables(_context(tiny_models.sequential_fused_softmax(), tiny_dataset))
+
+
 def test_a_map_that_ignores_the_model_is_flagged(tiny_dataset):
     context = _context(tiny_models.sequential_fused_softmax(), tiny_dataset)
     _explained(context, ImageBrightness(), indices=(0, 1, 2))

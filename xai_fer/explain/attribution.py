@@ -328,8 +328,10 @@ class Attribution:
 
     def compute(self, context, rows: np.ndarray, targets: np.ndarray, options, model=None) -> Maps:
         """The method's maps for dataset ``rows``, chunk by chunk (one chunk = one batch of images), with
-        its per-image numbers joined. ``model``: another model of the same architecture (sanity checks)."""
-        engine = context.attribution_engine(options.score, model=model, batch_size=options.batch_size or None)
+        its per-image numbers joined. ``model``: another model of the same architecture (sanity checks), or the
+        run's own model holding other weights (its compiled functions serve, as for ``None``)."""
+        engine = context.attribution_engine(options.score, model=None if model is context.model else model,
+                                            batch_size=options.batch_size or None)
         chunk = engine.batch_size
         height, width = context.dataset.images.shape[1:3]
         values = np.empty((len(rows), height, width), np.float32)

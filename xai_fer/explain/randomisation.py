@@ -60,15 +60,21 @@ def stage_counts(layers: int) -> list[int]:
 
 
 class Cascade:
-    """Copies of ``model`` whose top ``k`` weighted layers hold freshly initialised weights (seeded; each layer's
-    own initialisers, drawn once, so every stage extends the previous one) and the rest the trained weights."""
+    """The model with its top ``k`` weighted layers holding freshly initialised weights (seeded; each layer's own
+    initialisers, drawn once, so every stage extends the previous one) and the rest the trained weights.
 
-    def __init__(self, model, seed: int):
+    ``in_place``: the run's model itself takes the weights of each stage (and its own back in :meth:`restore`),
+    so every method runs through the functions already compiled for it (no model is cloned, traced or wrapped
+    again); right only where the run's data models compute with the model's own variables (no twin holding a
+    copy of a layer's weights, see :func:`shares_variables`). Otherwise a clone takes them."""
+
+    def __init__(self, model, seed: int, in_place: bool = False):
         import keras
 
         keras.utils.set_random_seed(seed % 2**32)  # initialisers draw from Keras' global seed (reset per explainer)
         fresh = keras.models.clone_model(model)
         self.model = model
+        self.in_place = in_place
         self.clone = fresh  # its drawn weights are kept below; every stage then sets all of its weights
         self.trained = model.get_weights()
         self.names = [layer.name for layer in weighted_layers(model)]
@@ -78,16 +84,31 @@ class Cascade:
             raise ValueError("its clone does not have the same layers")
 
     def copy(self, randomised: int):
-        """The model with its top ``randomised`` weighted layers re-initialised. One clone (the one that drew the
-        fresh weights: cloning a model takes seconds) serves every stage, its weights set anew each time:
-        compiled functions read the weights when called, so each method is traced once for the whole check
-        rather than once per stage. A softmax fused into the top layer has a pre-softmax twin that copied that
-        layer's weights when it was built (``logits_model``): every stage re-initialises the top layer with the
-        same drawn weights, so the copy stays right for all of them."""
-        self.clone.set_weights(self.trained)
-        for layer, weights in zip(weighted_layers(self.clone)[:randomised], self.fresh[:randomised], strict=True):
+        """The model with its top ``randomised`` weighted layers re-initialised: the run's model (``in_place``)
+        or the clone that drew the fresh weights (cloning a model takes seconds). One model serves every stage,
+        its weights set anew each time: compiled functions read the weights when called, so each method is
+        traced at most once for the whole check. A softmax fused into the top layer has a pre-softmax twin that
+        copied that layer's weights when it was built (``logits_model``; the reason such a model is never
+        randomised in place): on the clone, every stage re-initialises the top layer with the same drawn
+        weights, so the twin built at the first stage stays right for all of them."""
+        model = self.model if self.in_place else self.clone
+        model.set_weights(self.trained)
+        for layer, weights in zip(weighted_layers(model)[:randomised], self.fresh[:randomised], strict=True):
             layer.set_weights(weights)
-        return self.clone
+        return model
+
+    def restore(self) -> None:
+        """The run's model with its trained weights again (after an in-place check, whatever stopped it)."""
+        if self.in_place:
+            self.model.set_weights(self.trained)
+
+
+def shares_variables(context) -> bool:
+    """Whether the run's data models (pre-softmax and probabilities) compute with the model's own variables
+    only: then setting the model's weights sets theirs, and the check can randomise the model in place."""
+    own = {id(variable) for variable in context.model.weights}
+    return all({id(variable) for variable in context.data_model(logits=logits).weights} <= own
+               for logits in (True, False))
 
 
 @contextlib.contextmanager
@@ -118,7 +139,7 @@ def randomization_check(context, results: dict, images: int, threshold: float) -
     with every layer randomised ``survives`` (is flagged)."""
     seed = (context.seed + _SALT_WEIGHTS) % 2**32
     try:
-        cascade = Cascade(context.model, seed)
+        cascade = Cascade(context.model, seed, in_place=shares_variables(context))
     except Exception as exc:  # noqa: BLE001 - clone_model fails in many ways (subclassed models, custom layers)
         return {"status": "skipped", "reason": f"the model cannot be cloned ({type(exc).__name__}: {reason(exc)})"}
     layers = len(cascade.names)
@@ -161,6 +182,7 @@ def stage_correlations(context, results: dict, cascade: Cascade, stages: list[in
                         if maps is not None:
                             rho[name][s] = spearman(np.abs(trained[name]), np.abs(maps))
             finally:
+                cascade.restore()
                 _forget(context, cascade.clone)
     return {name: (rho[name], errors.get(name)) for name in results}
 
