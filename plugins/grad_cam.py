@@ -24,6 +24,7 @@ class GradCam(Attribution):
     Options = GradCamOptions
     needs_conv_layers = True
     figure_label = "grad-cam"
+    batch_independent = True
     map_description = ("ReLU(sum over filters of mean(d score / d A_k) x A_k) at the chosen conv layer, bilinearly "
                        "upsampled to the data's resolution")
 

@@ -24,6 +24,7 @@ class GradientXInput(Attribution):
     Options = GradientXInputOptions
     signed = True
     figure_label = "|gradient x input|"
+    batch_independent = True
     map_description = ("sum over channels of d score / d pixel x (pixel - baseline), in data pixels (0-255); "
                        "signed, shown and masked by magnitude")
 

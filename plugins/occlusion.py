@@ -40,6 +40,7 @@ class Occlusion(Attribution):
     signed = True
     needs_gradients = False
     figure_label = "occlusion"
+    batch_independent = True
     map_description = ("per pixel, the mean fall of the target score over the square positions hiding it "
                        "(signed: negative where hiding raises the score), shown and masked by magnitude")
 

@@ -48,6 +48,7 @@ class Rise(Attribution):
     Options = RiseOptions
     needs_gradients = False
     figure_label = "rise"
+    batch_independent = True  # one set of masks per chunk, drawn whatever its size, shared by its images
     map_description = ("sum over random masks of score(image shown through the mask) x mask, divided by "
                        "masks x keep (seeded: the same seed draws the same masks)")
 

@@ -26,6 +26,7 @@ class Saliency(Attribution):
     description = "vanilla gradient saliency maps (|d score / d pixel|), masks above a percentile, overlays"
     Options = SaliencyOptions
     figure_label = "saliency"
+    batch_independent = True
     map_description = ("|gradient| of the target score w.r.t. data pixels, max over channels, scaled to [0, 1] per "
                        "image (all-zero when the gradient is zero)")
 

@@ -34,6 +34,7 @@ class SmoothGrad(Attribution):
     description = "SmoothGrad: gradients averaged over noisy copies of each image (also squared and VarGrad)"
     Options = SmoothGradOptions
     figure_label = "smoothgrad"
+    batch_independent = False  # noise is drawn for the whole chunk at once: an image's noise depends on its size
     map_description = ("gradient statistics over noisy copies (Gaussian, sigma = noise x 255), max over channels, "
                        "scaled to [0, 1] per image")
 

@@ -24,6 +24,7 @@ from xai_fer.explain.context import ExplainContext
 from xai_fer.explain.faithfulness_scoring import (
     RANDOM,
     SOBEL,
+    curve_ends,
     perturbation_curves,
     pixel_order,
     random_maps,
@@ -148,6 +149,11 @@ def test_deletion_and_insertion_curves_equal_a_hand_computation(pairs_per_block,
             assert deletion[k, step] == pytest.approx(_probability(w, gone[None])[0], abs=2e-6)
             assert insertion[k, step] == pytest.approx(_probability(w, back[None])[0], abs=2e-6)
     np.testing.assert_allclose(deletion[:, 0], insertion[:, -1], atol=1e-6)  # both: the original image
+    # The ends every map of an image shares, scored once: the steps between computed, the same curves
+    ends = curve_ends(engine, images, np.zeros(6, int))
+    shared = perturbation_curves(engine, images, np.zeros(6, int), orders, steps=8, ends=ends)
+    np.testing.assert_allclose(shared[0], deletion, atol=2e-6)
+    np.testing.assert_allclose(shared[1], insertion, atol=2e-6)
 
 
 def test_the_exact_contribution_map_deletes_fastest_and_random_lies_between():
@@ -292,6 +298,65 @@ def test_a_fully_randomised_models_maps_correlate_near_zero_with_the_trained_mod
     assert abs(entry["rho_all_layers"]) < 0.1 and not entry["survives"]
     assert "its maps change" in artifact.summary["sentences"][0]["sentence"]
     artifact.close()
+
+
+def test_the_runs_own_maps_stand_for_the_trained_models_only_where_a_method_allows_it(tiny_dataset):
+    """Saliency and RISE maps do not depend on their chunk: the check takes the run's maps (made on 6 images at
+    once) for the trained model's and gets the rho it gets by computing them again on the first 3."""
+    from xai_fer_plugins.rise import Rise
+
+    class RecomputedRise(Rise):
+        name = "test-rise-recomputed"
+        batch_independent = False
+
+    class RecomputedSaliency(Saliency):
+        name = "test-saliency-recomputed"
+        batch_independent = False
+
+    context = _context(tiny_models.sequential_fused_softmax(), tiny_dataset)
+    for method in (Saliency(), RecomputedSaliency()):
+        _explained(context, method, indices=tuple(range(6)))
+    for method in (Rise(), RecomputedRise()):
+        _explained(context, method, indices=tuple(range(6)), masks=40)
+    artifact = Faithfulness().explain(context, FaithfulnessOptions(randomization_images=3, steps=4, figure_images=0))
+    rho = artifact.arrays
+    for name in ("saliency", "rise"):
+        assert rho[f"{name}.randomization_rho"].shape == (len(artifact.summary["randomization_check"]["stages"]), 3)
+        np.testing.assert_allclose(rho[f"{name}.randomization_rho"], rho[f"test-{name}-recomputed.randomization_rho"],
+                                   atol=1e-5)
+    artifact.close()
+
+
+def test_the_check_randomises_the_models_own_weights_in_place_where_its_data_models_share_them(tiny_dataset,
+                                                                                              monkeypatch):
+    """A separate softmax layer: the data models hold the model's own variables, so each stage's weights go into
+    the model itself (its compiled functions serve), the same rho as on a clone, and its trained weights come
+    back. A softmax fused into the top layer has a twin holding a copy of its weights: a clone takes them."""
+    from xai_fer_plugins.rise import Rise
+
+    from xai_fer.explain import randomisation
+
+    rho = {}
+    for in_place in (True, False):
+        model = tiny_models.functional_separate_softmax()
+        trained = [w.copy() for w in model.get_weights()]
+        context = _context(model, tiny_dataset)
+        assert randomisation.shares_variables(context)
+        if not in_place:
+            monkeypatch.setattr(randomisation, "shares_variables", lambda context: False)
+        _explained(context, Saliency(), indices=tuple(range(4)))
+        _explained(context, Rise(), indices=tuple(range(4)), masks=30)
+        artifact = Faithfulness().explain(context, FaithfulnessOptions(randomization_images=3, steps=4,
+                                                                       figure_images=0))
+        rho[in_place] = {k: v for k, v in artifact.arrays.items() if k.endswith("randomization_rho")}
+        assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), trained, strict=True))
+        artifact.close()
+    assert sorted(rho[True]) == ["rise.randomization_rho", "saliency.randomization_rho"]
+    for name, values in rho[True].items():
+        assert np.isfinite(values).all()
+        np.testing.assert_allclose(values, rho[False][name], atol=1e-5)
+    monkeypatch.undo()
+    assert not randomisation.shares_variables(_context(tiny_models.sequential_fused_softmax(), tiny_dataset))
 
 
 def test_a_map_that_ignores_the_model_is_flagged(tiny_dataset):

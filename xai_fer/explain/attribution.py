@@ -277,7 +277,8 @@ class Attribution:
 
     Class attributes a method may set: ``signed`` (maps carry a sign: masks and faithfulness rank by
     magnitude), ``needs_gradients`` (refuse models no gradient flows through), ``needs_conv_layers``,
-    ``map_description`` (one sentence for the summary) and ``figure_label`` (the map panel's title).
+    ``map_description`` (one sentence for the summary), ``figure_label`` (the map panel's title) and
+    ``batch_independent`` (each image's map is the same whatever other images share its chunk).
     """
 
     name: str = ""
@@ -288,6 +289,10 @@ class Attribution:
     needs_conv_layers: bool = False
     map_description: str = ""
     figure_label: str = ""
+    # True when nothing random is drawn per chunk in a way that depends on the chunk's size (noise drawn for
+    # the whole batch at once does): an image's map is then the same in any chunk, and the randomisation check
+    # takes the run's maps as the trained model's instead of computing them again. False is always safe.
+    batch_independent: bool = False
 
     def attribute(self, engine, images: np.ndarray, targets: np.ndarray, options) -> np.ndarray | Maps:
         """(N, H, W) float32 maps for data-space ``images`` (N, H, W, C) and one target class each."""
@@ -323,8 +328,10 @@ class Attribution:
 
     def compute(self, context, rows: np.ndarray, targets: np.ndarray, options, model=None) -> Maps:
         """The method's maps for dataset ``rows``, chunk by chunk (one chunk = one batch of images), with
-        its per-image numbers joined. ``model``: another model of the same architecture (sanity checks)."""
-        engine = context.attribution_engine(options.score, model=model, batch_size=options.batch_size or None)
+        its per-image numbers joined. ``model``: another model of the same architecture (sanity checks), or the
+        run's own model holding other weights (its compiled functions serve, as for ``None``)."""
+        engine = context.attribution_engine(options.score, model=None if model is context.model else model,
+                                            batch_size=options.batch_size or None)
         chunk = engine.batch_size
         height, width = context.dataset.images.shape[1:3]
         values = np.empty((len(rows), height, width), np.float32)

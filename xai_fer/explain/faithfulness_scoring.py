@@ -59,32 +59,56 @@ def step_counts(pixels: int, steps: int) -> np.ndarray:
     return np.round(np.linspace(0, pixels, steps + 1)).astype(np.int64)
 
 
-def perturbation_curves(engine, images, targets, orders, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def curve_ends(engine, images, targets) -> np.ndarray:
+    """(N, 3) probabilities of each image's target class at the curves' ends, which no map changes: the image
+    itself (deletion at 0, insertion at 1), all mid-grey (deletion at 1) and blurred (insertion at 0)."""
+    from xai_fer.explain.images import gaussian_blur
+
+    images = np.asarray(images, dtype=np.float32)
+    if not len(images):
+        return np.zeros((0, 3), np.float32)
+    grey = np.full_like(images, np.float32(engine.mid_grey))
+    scores = engine.scores(np.concatenate([images, grey, gaussian_blur(images)]), np.tile(np.asarray(targets), 3),
+                           probabilities=True)
+    return scores.reshape(3, len(images)).T
+
+
+def perturbation_curves(engine, images, targets, orders, steps: int, ends=None) -> tuple[np.ndarray, np.ndarray]:
     """Deletion and insertion curves, each (N, steps + 1): the softmax probability of each image's target class
     with the first ``fraction`` of its ranked pixels replaced by mid-grey (deletion), or put back into a blurred
     copy (insertion). Forward passes only, through the engine; the perturbed copies are made a block of
-    (image, step) pairs at a time, so memory stays bounded whatever the number of images, steps or pixels."""
+    (image, step) pairs at a time, so memory stays bounded whatever the number of images, steps or pixels.
+    ``ends``: the images' :func:`curve_ends`, when already known (every map of an image shares them), so only
+    the steps in between are computed."""
     from xai_fer.explain.images import gaussian_blur
 
     images = np.asarray(images, dtype=np.float32)
     n, height, width, channels = images.shape
     counts = step_counts(height * width, steps)
-    deletion = np.zeros(n * (steps + 1), np.float32)  # pair (image k, step j) at k * (steps + 1) + j
-    insertion = np.zeros(n * (steps + 1), np.float32)
-    block = max(1, _PERTURBED_BYTES // (2 * images[0].nbytes))
-    for start in range(0, len(deletion), block):
-        pairs = np.arange(start, min(start + block, len(deletion)))
-        shown, which = np.unique(pairs // (steps + 1), return_inverse=True)
+    deletion = np.zeros((n, steps + 1), np.float32)
+    insertion = np.zeros((n, steps + 1), np.float32)
+    points = np.arange(steps + 1)
+    if ends is not None:
+        points = points[1:-1]
+        ends = np.asarray(ends, np.float32)
+        deletion[:, 0], deletion[:, -1], insertion[:, 0], insertion[:, -1] = ends[:, 0], ends[:, 1], ends[:, 2], \
+            ends[:, 0]
+    total = n * len(points)  # pair p: image p // len(points) at step points[p % len(points)]
+    block = max(1, _PERTURBED_BYTES // (2 * images[0].nbytes)) if n else 1
+    for start in range(0, total, block):
+        pairs = np.arange(start, min(start + block, total))
+        image, step = pairs // len(points), points[pairs % len(points)]
+        shown, which = np.unique(image, return_inverse=True)
         rank = np.empty_like(orders[shown])  # rank[i, pixel] = the pixel's place in image i's order
         np.put_along_axis(rank, orders[shown], np.arange(height * width)[None], axis=1)
-        changed = (rank[which] < counts[pairs % (steps + 1), None]).reshape(-1, height, width, 1)
+        changed = (rank[which] < counts[step, None]).reshape(-1, height, width, 1)
         original = images[shown][which]
         deleted = np.where(changed, np.float32(engine.mid_grey), original)
         inserted = np.where(changed, original, gaussian_blur(images[shown])[which])
         classes = np.asarray(targets)[shown][which]
         scores = engine.scores(np.concatenate([deleted, inserted]), np.tile(classes, 2), probabilities=True)
-        deletion[pairs], insertion[pairs] = scores[:len(pairs)], scores[len(pairs):]
-    return deletion.reshape(n, steps + 1), insertion.reshape(n, steps + 1)
+        deletion[image, step], insertion[image, step] = scores[:len(pairs)], scores[len(pairs):]
+    return deletion, insertion
 
 
 def trapezoid_auc(curves) -> np.ndarray:
@@ -139,10 +163,13 @@ def score_maps(context, results: dict, steps: int, ranking: str = "magnitude") -
     targets = np.array([target for _, target in pairs], np.int64)
     total = 2 * len(rows) + sum(len(result.rows) for result in results.values())
     with (context.progress or NoProgress()).task("faithfulness: deletion and insertion (images)", total) as task:
+        # Every map of an image ends at the same points (nothing or everything changed): scored once here.
+        ends = curve_ends(engine, context.images(rows), targets)
 
         def score(rows, targets, maps, signed):
             orders = pixel_order(maps, signed, ranking, rows, context.seed)
-            curves = perturbation_curves(engine, context.images(rows), targets, orders, steps)
+            index = [pairs[pair] for pair in zip(rows.tolist(), targets.tolist(), strict=True)]
+            curves = perturbation_curves(engine, context.images(rows), targets, orders, steps, ends[index])
             task.advance(len(rows))
             return Scores(rows, targets, *curves)
 

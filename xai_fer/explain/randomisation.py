@@ -60,16 +60,22 @@ def stage_counts(layers: int) -> list[int]:
 
 
 class Cascade:
-    """Copies of ``model`` whose top ``k`` weighted layers hold freshly initialised weights (seeded; each layer's
-    own initialisers, drawn once, so every stage extends the previous one) and the rest the trained weights."""
+    """The model with its top ``k`` weighted layers holding freshly initialised weights (seeded; each layer's own
+    initialisers, drawn once, so every stage extends the previous one) and the rest the trained weights.
 
-    def __init__(self, model, seed: int):
+    ``in_place``: the run's model itself takes the weights of each stage (and its own back in :meth:`restore`),
+    so every method runs through the functions already compiled for it (no model is cloned, traced or wrapped
+    again); right only where the run's data models compute with the model's own variables (no twin holding a
+    copy of a layer's weights, see :func:`shares_variables`). Otherwise a clone takes them."""
+
+    def __init__(self, model, seed: int, in_place: bool = False):
         import keras
 
         keras.utils.set_random_seed(seed % 2**32)  # initialisers draw from Keras' global seed (reset per explainer)
         fresh = keras.models.clone_model(model)
         self.model = model
-        self.clone = None
+        self.in_place = in_place
+        self.clone = fresh  # its drawn weights are kept below; every stage then sets all of its weights
         self.trained = model.get_weights()
         self.names = [layer.name for layer in weighted_layers(model)]
         self.fresh = [layer.get_weights() for layer in weighted_layers(fresh)]
@@ -78,19 +84,31 @@ class Cascade:
             raise ValueError("its clone does not have the same layers")
 
     def copy(self, randomised: int):
-        """The model with its top ``randomised`` weighted layers re-initialised. One clone serves every stage,
+        """The model with its top ``randomised`` weighted layers re-initialised: the run's model (``in_place``)
+        or the clone that drew the fresh weights (cloning a model takes seconds). One model serves every stage,
         its weights set anew each time: compiled functions read the weights when called, so each method is
-        traced once for the whole check rather than once per stage. A softmax fused into the top layer has a
-        pre-softmax twin that copied that layer's weights when it was built (``logits_model``): every stage
-        re-initialises the top layer with the same drawn weights, so the copy stays right for all of them."""
-        import keras
-
-        if self.clone is None:
-            self.clone = keras.models.clone_model(self.model)
-        self.clone.set_weights(self.trained)
-        for layer, weights in zip(weighted_layers(self.clone)[:randomised], self.fresh[:randomised], strict=True):
+        traced at most once for the whole check. A softmax fused into the top layer has a pre-softmax twin that
+        copied that layer's weights when it was built (``logits_model``; the reason such a model is never
+        randomised in place): on the clone, every stage re-initialises the top layer with the same drawn
+        weights, so the twin built at the first stage stays right for all of them."""
+        model = self.model if self.in_place else self.clone
+        model.set_weights(self.trained)
+        for layer, weights in zip(weighted_layers(model)[:randomised], self.fresh[:randomised], strict=True):
             layer.set_weights(weights)
-        return self.clone
+        return model
+
+    def restore(self) -> None:
+        """The run's model with its trained weights again (after an in-place check, whatever stopped it)."""
+        if self.in_place:
+            self.model.set_weights(self.trained)
+
+
+def shares_variables(context) -> bool:
+    """Whether the run's data models (pre-softmax and probabilities) compute with the model's own variables
+    only: then setting the model's weights sets theirs, and the check can randomise the model in place."""
+    own = {id(variable) for variable in context.model.weights}
+    return all({id(variable) for variable in context.data_model(logits=logits).weights} <= own
+               for logits in (True, False))
 
 
 @contextlib.contextmanager
@@ -121,7 +139,7 @@ def randomization_check(context, results: dict, images: int, threshold: float) -
     with every layer randomised ``survives`` (is flagged)."""
     seed = (context.seed + _SALT_WEIGHTS) % 2**32
     try:
-        cascade = Cascade(context.model, seed)
+        cascade = Cascade(context.model, seed, in_place=shares_variables(context))
     except Exception as exc:  # noqa: BLE001 - clone_model fails in many ways (subclassed models, custom layers)
         return {"status": "skipped", "reason": f"the model cannot be cloned ({type(exc).__name__}: {reason(exc)})"}
     layers = len(cascade.names)
@@ -138,12 +156,14 @@ def randomization_check(context, results: dict, images: int, threshold: float) -
 
 def stage_correlations(context, results: dict, cascade: Cascade, stages: list[int], images: int) -> dict:
     """Per method, (stages, images) Spearman rho of |map| on its first ``images`` images between the trained
-    model and each stage's copy (both computed here, the same way, so seeded noise or masks are paired), and
-    the reason it could not be re-run (None when it ran)."""
+    model and each stage's copy (computed the same way, so seeded noise or masks are paired), and the reason it
+    could not be re-run (None when it ran). The trained model's maps are the run's own for a method whose maps
+    do not depend on the chunk they were made in (``batch_independent``), else computed here on those images."""
     chosen = slice(0, images)
     errors: dict[str, str] = {}
     rho = {name: np.full((len(stages), len(result.rows[chosen])), np.nan) for name, result in results.items()}
-    runs = len(results) * (len(stages) + 1)
+    reused = {name for name, result in results.items() if _reusable(result)}
+    runs = len(results) * len(stages) + len(results) - len(reused)
     with (context.progress or NoProgress()).task("faithfulness: randomisation check (method runs)", runs) as task:
 
         def recompute(name, model):
@@ -151,7 +171,8 @@ def stage_correlations(context, results: dict, cascade: Cascade, stages: list[in
             task.advance(1)
             return maps
 
-        trained = {name: recompute(name, None) for name in results}
+        trained = {name: _as_compared(results[name].maps[chosen]) if name in reused else recompute(name, None)
+                   for name in results}
         with _retracing_expected():
             try:
                 for s, count in enumerate(stages):
@@ -161,8 +182,8 @@ def stage_correlations(context, results: dict, cascade: Cascade, stages: list[in
                         if maps is not None:
                             rho[name][s] = spearman(np.abs(trained[name]), np.abs(maps))
             finally:
-                if cascade.clone is not None:
-                    _forget(context, cascade.clone)
+                cascade.restore()
+                _forget(context, cascade.clone)
     return {name: (rho[name], errors.get(name)) for name in results}
 
 
@@ -183,5 +204,18 @@ def _recompute(result, context, index, model, errors: dict, name: str):
     except Exception as exc:  # noqa: BLE001 - a third-party method may fail on a copy; the rest of the check stands
         errors[name] = f"{type(exc).__name__}: {reason(exc)}"
         return None
-    return np.nan_to_num(np.asarray(out.values, dtype=np.float64))
+    return _as_compared(out.values)
+
+
+def _as_compared(maps) -> np.ndarray:
+    return np.nan_to_num(np.asarray(maps, dtype=np.float64))
+
+
+def _reusable(result) -> bool:
+    """Whether the run's maps stand for the trained model's in the check: the method's maps do not depend on
+    their chunk, and they are held as computed (float32 in memory; a whole-split run may keep float16 maps in
+    its maps file, whose rounding would tie ranks the copies' maps do not tie)."""
+    maps = result.maps
+    return bool(getattr(result.method, "batch_independent", False)) and isinstance(maps, np.ndarray) \
+        and maps.dtype == np.float32
 
