@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tiny_models
 from fixtures import sample_images, write_npz
+from xai_fer_plugins import method_disagreement
 from xai_fer_plugins.class_maps import ClassMaps, ClassMapsOptions
 from xai_fer_plugins.confidence_extremes import ConfidenceExtremes, ConfidenceExtremesOptions, extremes
 from xai_fer_plugins.confusion_maps import ConfusionMaps, ConfusionMapsOptions, top_confusions
@@ -157,7 +158,7 @@ def test_row_spearman_matches_scipy():
 
 
 def test_method_disagreement_finds_the_image_the_methods_disagree_on(monkeypatch):
-    monkeypatch.setattr(views, "BLOCK", 3)
+    monkeypatch.setattr(method_disagreement, "RANK_BLOCK", 3)  # blocks of 3: a block boundary before rows 4, 7
     labels = np.arange(10) % K
     context = constructed_context(labels, labels)
     rng = np.random.default_rng(2)
