@@ -17,6 +17,7 @@ from xai_fer.data import FER2013_CLASSES, Dataset
 from xai_fer.errors import UserError
 from xai_fer.explain import views
 from xai_fer.explain.attribution import AttributionResult
+from xai_fer.explain.browser import read_data_script
 from xai_fer.explain.pipeline import build_context, run_explain
 
 K = 7
@@ -210,3 +211,6 @@ def test_views_end_to_end(tmp_path, all_images, builder, suffix):
     if all_images:
         with h5py.File(out / "maps.h5", "r") as handle:
             assert handle["maps/grad-cam"].shape == (40, 48, 48) and list(handle.attrs["methods"]) == names[:2]
+    shown = read_data_script((out / "_browser" / "data.js").read_text())  # the image browser of the same run
+    assert shown["count"] == 40 and [method["name"] for method in shown["methods"]] == names[:2]
+    assert all(method["rows"] is None for method in shown["methods"]) == all_images  # a map for every image
