@@ -286,6 +286,8 @@ def main() -> None:
               f"{baseline:,.0f} MiB; target < 2048 MiB: {'met' if peak < 2048 else 'MISSED'})", flush=True)
         scaling = run.manifest["preprocessing"]["scaling"]
         bare, bare_images = bare_calls(model, data, scaling, 128, args.methods, args.bare)
+    if bare_images < n:
+        print(f"(bare calls timed on the first {bare_images:,} images, {bare:.1f} s; their row: that rate on {n:,})")
     print_throughput(bare / bare_images, whole["seconds"], elapsed, n)
     if args.interleaved:
         ours, theirs = interleaved(model, args.data if not args.limit else DATA, scaling, args.interleaved, 128,
