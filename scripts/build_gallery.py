@@ -57,6 +57,15 @@ FAITHFULNESS_TITLES = {  # heading, alt text
 # Options every attribution method shares; the others are the method's own settings, recorded per method.
 SHARED_OPTIONS = ("select", "indices", "per_class", "count", "target", "score", "threshold_percentile",
                   "batch_size", "image_figures", "grid_rows")
+# The whole split: every PrivateTest image explained by the CNN (--all-images), its report published in the docs.
+WHOLE_SPLIT_RUN = "cnn-privatetest-all"
+WHOLE_SPLIT_EXPLAINERS = ("confusion", "saliency", "grad-cam", "smoothgrad", "class-maps", "confusion-maps",
+                          "confidence-extremes", "method-disagreement")
+WHOLE_SPLIT_GRID_ROWS = 8  # rows of each method's grid figure (default 40: 1.5 MB of PNG each)
+WHOLE_SPLIT_SNIPPET = "whole-split.md"  # included by docs/gallery.md
+# Left out of the published copy, which its page does not read: every map of the split (the report's maps.h5,
+# about 100 MB; the image browser has its own thumbnails) and the explainers' arrays (numbers for scripts).
+WHOLE_SPLIT_LEFT_OUT = ("maps.h5", "arrays.npz")
 
 
 def shown(path: Path) -> str:
@@ -102,11 +111,12 @@ def conv_layers(model: Path) -> list[str]:
     return list(inspect_model(load_model(model)).conv_layers)
 
 
-def explain(name: str, model: Path, h5: Path, runs: Path, extra: list[str], rows: str | None = None) -> dict:
-    """Run ``xai-fer explain``; ``rows``: a row list given to options, shown as ``$ROWS`` in the command."""
+def explain(name: str, model: Path | str, h5: Path, runs: Path, extra: list[str], rows: str | None = None) -> dict:
+    """Run ``xai-fer explain``; ``model``: a path, or a name as the CLI takes it (``bundled:cnn``); ``rows``: a
+    row list given to options, shown as ``$ROWS`` in the command."""
     out = runs / name
-    args = ["explain", shown(model), "--data", shown(h5), "--split", SPLIT, *extra, "--out", shown(out),
-            "--overwrite"]
+    args = ["explain", model if isinstance(model, str) else shown(model), "--data", shown(h5), "--split", SPLIT,
+            *extra, "--out", shown(out), "--overwrite"]
     started = time.perf_counter()
     run_cli(args, rows)
     return {"name": name, "out": out, "command": command_line(args, rows),
@@ -309,6 +319,94 @@ def faithfulness_section(label: str, name: str, model: Path, h5: Path, runs: Pat
     return lines + command_block(run, preamble)
 
 
+# --- the whole split: every PrivateTest image, the report itself published ------------------------------
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def publish_report(run: dict, target: Path) -> dict:
+    """Copy the run's report to ``target`` in a compact form: without WHOLE_SPLIT_LEFT_OUT, its figures in 256
+    colours, its image browser as :func:`xai_fer.explain.browser.compact_copy` makes it (the faces' sheets as
+    JPEG, the maps' at half resolution); returns what the copy holds."""
+    from PIL import Image
+
+    from xai_fer.explain.browser import BROWSER_FOLDER, compact_copy
+
+    source = run["out"]
+    left_out = [path for path in source.rglob("*") if path.name in WHOLE_SPLIT_LEFT_OUT]
+    shutil.copytree(source, target, ignore=lambda folder, names: [
+        name for name in names if name in WHOLE_SPLIT_LEFT_OUT or (Path(folder) == source and name == BROWSER_FOLDER)])
+    for figure in target.glob("*/*.png"):
+        with Image.open(figure) as picture:
+            fewer = picture.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+        fewer.save(figure, optimize=True)
+    compact_copy(source / BROWSER_FOLDER, target / BROWSER_FOLDER)
+    return {"files": sum(1 for path in target.rglob("*") if path.is_file()), "kib": round(folder_bytes(target) / 1024),
+            "browser_kib": round(folder_bytes(target / BROWSER_FOLDER) / 1024),
+            "report_kib": round(folder_bytes(source) / 1024),
+            "left_out_mib": round(sum(path.stat().st_size for path in left_out) / 2**20, 1),
+            "left_out": sorted({path.name for path in left_out})}
+
+
+def whole_split_section(args, runs: Path, gallery: Path) -> tuple[list[str], dict]:
+    """Run the CNN on every PrivateTest image (``--all-images``), publish its report under ``gallery`` and
+    return the snippet's lines and the record."""
+    model = "bundled:cnn" if args.cnn == REFERENCE / "cnn.keras" else shown(args.cnn)
+    extra = [part for name in WHOLE_SPLIT_EXPLAINERS for part in ("-e", name)] + ["--all-images"]
+    extra += [part for name in ("saliency", "grad-cam", "smoothgrad")
+              for part in ("-o", f"{name}.grid_rows={WHOLE_SPLIT_GRID_ROWS}")]
+    load_before = round(os.getloadavg()[0], 2)
+    run = explain(WHOLE_SPLIT_RUN, model, args.h5, runs, extra)
+    manifest = json.loads((run["out"] / "manifest.json").read_text())
+    whole = manifest["whole_split"]
+    published = publish_report(run, gallery / WHOLE_SPLIT_RUN)
+    record = {"run": run["name"], "command": run["command"], "images": whole["images"], "whole_split": whole,
+              "explainers": list(WHOLE_SPLIT_EXPLAINERS), "wall_seconds": run["wall_seconds"],
+              "cpus": os.cpu_count(), "load_average_before": load_before, "published": published}
+    accuracy = summary(run, "confusion")["accuracy"]
+    lines = [f"Every one of the {whole['images']:,} {SPLIT} images explained by the CNN with "
+             f"{', '.join(whole['methods'])}, then the dataset views over all of them (class and confusion-cell "
+             f"mean maps, the most and least confident images of each class, where the methods disagree): "
+             f"**[open the report](gallery/{WHOLE_SPLIT_RUN}/index.html)** (accuracy {pct(accuracy)}). Its section "
+             '"browse the images" is the image browser of the picture above.', "",
+             f"The run took {run['wall_seconds'] / 60:.0f} minutes on {os.cpu_count()} CPUs (1-minute load average "
+             f"{load_before} when it started; its maps in {whole['chunks']} chunks of {whole['chunk_size']}). "
+             f"Published here in a compact form: {published['files']} files, {published['kib'] / 1024:.1f} MB "
+             f"(the report as written is {published['report_kib'] / 1024:,.0f} MB): the figures in 256 colours, the "
+             "image browser's faces as JPEG and its maps at half resolution, and without "
+             + " and ".join(f"`{name}`" for name in published["left_out"])
+             + f" ({published['left_out_mib']:,.0f} MB: every map of the split, and the explainers' arrays), which "
+             "the page does not read; the command writes them:"]
+    return lines + command_block(run), record
+
+
+def write_whole_split_only(args) -> None:
+    """``--only whole-split``: rerun that step alone, replacing its folder, its snippet and its entry in
+    gallery.json, and leaving the rest of the gallery as it is."""
+    gallery = args.out
+    if not (gallery / "gallery.json").exists():
+        sys.exit(f"{shown(gallery)}/gallery.json not found: build the whole gallery first")
+    staging = Path(tempfile.mkdtemp(prefix=".gallery.tmp-", dir=gallery))
+    try:
+        lines, record = whole_split_section(args, args.runs.resolve(), staging)
+        (staging / WHOLE_SPLIT_SNIPPET).write_text(SNIPPET_HEADER + "\n".join(lines).rstrip() + "\n")
+        shutil.rmtree(gallery / WHOLE_SPLIT_RUN, ignore_errors=True)
+        (staging / WHOLE_SPLIT_RUN).rename(gallery / WHOLE_SPLIT_RUN)
+        (staging / WHOLE_SPLIT_SNIPPET).replace(gallery / WHOLE_SPLIT_SNIPPET)
+        index = json.loads((gallery / "gallery.json").read_text())
+        index["whole_split"] = record
+        (gallery / "gallery.json").write_text(json.dumps(index, indent=2) + "\n")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {shown(gallery / WHOLE_SPLIT_RUN)}/ ({record['published']['kib'] / 1024:.1f} MB) and "
+          f"{WHOLE_SPLIT_SNIPPET}")
+
+
+SNIPPET_HEADER = "<!-- generated by scripts/build_gallery.py: do not edit, rerun the script -->\n\n"
+
+
 def build(args) -> None:
     for path in (args.cnn, args.dnn, args.h5):
         if not path.exists():
@@ -327,7 +425,7 @@ def build(args) -> None:
             "models": {name: {"path": shown(path), "sha256": sha256(path)}
                        for name, path in (("cnn", args.cnn), ("dnn", args.dnn))},
         }
-        lines = ["<!-- generated by scripts/build_gallery.py: do not edit, rerun the script -->", ""]
+        lines = SNIPPET_HEADER.splitlines()
         lines += [f"Models: `{shown(args.cnn)}` (sha256 `{record['models']['cnn']['sha256'][:12]}`) and "
                   f"`{shown(args.dnn)}` (`{record['models']['dnn']['sha256'][:12]}`); data: the {SPLIT} split of "
                   f"`{args.h5.name}` (sha256 `{record['data']['sha256'][:12]}`). Generated "
@@ -377,6 +475,8 @@ def build(args) -> None:
             for name, path in (("cnn", args.cnn), ("dnn", args.dnn)):
                 lines += faithfulness_section(name.upper(), name, path, args.h5, runs, args.faithfulness_images,
                                               staging, record[name])
+        whole_lines, record["whole_split"] = whole_split_section(args, runs, staging)
+        (staging / WHOLE_SPLIT_SNIPPET).write_text(SNIPPET_HEADER + "\n".join(whole_lines).rstrip() + "\n")
         curves = [(name, REFERENCE / f"{name}_training_curves.png") for name in ("cnn", "dnn")]
         if args.cnn == REFERENCE / "cnn.keras" and all(path.exists() for _, path in curves):
             lines += ["## Training curves", "", "Loss and accuracy per epoch of every training run behind the "
@@ -412,12 +512,14 @@ def main() -> None:
     parser.add_argument("--faithfulness-images", type=int, default=128,
                         help="first N PrivateTest images every attribution method explains for faithfulness (0: "
                              "no faithfulness section)")
+    parser.add_argument("--only", choices=["whole-split"],
+                        help="rerun one step alone (whole-split: the CNN on every PrivateTest image), keeping the rest")
     args = parser.parse_args()
     if args.faithfulness_images < 0:
         parser.error("--faithfulness-images must be >= 0 (0: no faithfulness section)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args.cnn, args.dnn, args.h5, args.out = (p.resolve() for p in (args.cnn, args.dnn, args.h5, args.out))
-    build(args)
+    write_whole_split_only(args) if args.only == "whole-split" else build(args)
 
 
 if __name__ == "__main__":

@@ -350,3 +350,71 @@ def test_unlabelled_data_and_many_classes_in_chromium(driver, tmp_path):
         assert "50 classes" in tab.inner_text(".xb-matrix caption")
         tab.select_option(".xb-control:has-text('predicted class') select", "0")
         assert _shown_rows(tab) == [5, 0]
+
+
+def test_compact_copy_holds_the_same_browser_with_jpeg_faces(tmp_path):
+    """The gallery's form of a browser: the faces' sheets as JPEG (close to the PNG's pixels), the maps' sheets at
+    half resolution in 64 levels of the same palette, everything else the same, data.js naming the new sheets."""
+    count = PER_SHEET + 10
+    rng = np.random.default_rng(3)
+    faces = np.clip(rng.normal(128, 12, (count, 48, 48)).cumsum(axis=2) / 8, 0, 255)  # smooth, as faces are
+    write_browser(tmp_path / "full", images=faces, names=[f"row {i}" for i in range(count)],
+                  class_names=["a", "b", "c"], maps={"saliency": rng.random((count, 48, 48))},
+                  signed={"saliency": False}, **_columns(count))
+    files = browser.compact_copy(tmp_path / "full", tmp_path / "compact")
+    full, compact = read_data(tmp_path / "full"), read_data(tmp_path / "compact")
+    assert compact["originals"] == ["originals-000.jpg", "originals-001.jpg"]
+    assert {key: value for key, value in compact.items() if key != "originals"} == \
+        {key: value for key, value in full.items() if key != "originals"}
+    assert sorted(files) == sorted(p.name for p in (tmp_path / "compact").iterdir())
+    for name in ("browser.js", "browser.css", "index.html"):
+        assert (tmp_path / "compact" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+    for index in (0, 1):
+        with Image.open(tmp_path / "full" / f"originals-00{index}.png") as png, \
+                Image.open(tmp_path / "compact" / f"originals-00{index}.jpg") as jpeg:
+            assert jpeg.format == "JPEG" and jpeg.mode == "L" and jpeg.size == png.size
+            difference = np.abs(np.asarray(jpeg, np.float32) - np.asarray(png, np.float32))
+        assert difference.mean() < 3
+    full_sheet, compact_sheet = tmp_path / "full" / "map0-001.png", tmp_path / "compact" / "map0-001.png"
+    with Image.open(full_sheet) as big, Image.open(compact_sheet) as small:
+        assert small.mode == "P" and small.size == (big.size[0] // 2, big.size[1] // 2)
+        assert small.getpalette() == big.getpalette()
+        levels, blocks = np.asarray(small, np.float32), np.asarray(big, np.float32)
+    means = blocks.reshape(levels.shape[0], 2, levels.shape[1], 2).mean(axis=(1, 3))  # each 2x2 block's mean
+    assert np.abs(levels - means).max() <= 255 / 63 / 2 + 1 and len(np.unique(levels)) <= 64
+    with pytest.raises(ValueError, match="not a data.js"):
+        browser.read_data_script("var x = 1;")
+
+
+def test_compact_copy_opens_in_chromium_with_every_sheet(driver, tmp_path):
+    count = 40
+    rng = np.random.default_rng(4)
+    write_browser(tmp_path / "full", images=rng.integers(0, 256, (count, 48, 48)), names=[str(i) for i in range(count)],
+                  class_names=["a", "b", "c"], maps={"saliency": rng.random((count, 48, 48))},
+                  signed={"saliency": False}, **_columns(count))
+    browser.compact_copy(tmp_path / "full", tmp_path / "compact")
+    try:
+        [report] = driver.check_pages([tmp_path / "compact" / "index.html"])
+    except driver.ChromiumError as exc:
+        pytest.skip(str(exc))
+    backgrounds = {Path(image["src"]).name for image in report.images if image["kind"] == "background"}
+    assert report.ok and {"originals-000.jpg", "map0-000.png"} <= backgrounds
+
+
+GALLERY_REPORT = Path(__file__).resolve().parents[1] / "docs" / "gallery" / "cnn-privatetest-all"
+
+
+@pytest.mark.skipif(not (GALLERY_REPORT / "index.html").exists(), reason="the gallery's whole-split report is built "
+                    "by scripts/build_gallery.py")
+def test_gallery_whole_split_report_shows_every_picture_in_chromium(driver):
+    """The report the docs publish (every PrivateTest image, maps.h5 left out): every figure and every sheet of
+    its image browser loads, and the browser lists every image."""
+    data = read_data(GALLERY_REPORT / "_browser")
+    try:
+        [report] = driver.check_pages([GALLERY_REPORT / "index.html"])
+    except driver.ChromiumError as exc:
+        pytest.skip(str(exc))
+    assert report.ok, f"not loaded {report.broken}, no such file {report.static_missing}"
+    figures = [image for image in report.images if image["kind"] == "img"]
+    assert len(figures) == len(list(GALLERY_REPORT.glob("*/*.png"))) - len(list(GALLERY_REPORT.glob("_browser/*.png")))
+    assert data["count"] == len(data["names"]) == 3589 and not (GALLERY_REPORT / "maps.h5").exists()

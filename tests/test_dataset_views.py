@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tiny_models
 from fixtures import sample_images, write_npz
+from xai_fer_plugins import method_disagreement
 from xai_fer_plugins.class_maps import ClassMaps, ClassMapsOptions
 from xai_fer_plugins.confidence_extremes import ConfidenceExtremes, ConfidenceExtremesOptions, extremes
 from xai_fer_plugins.confusion_maps import ConfusionMaps, ConfusionMapsOptions, top_confusions
@@ -16,6 +17,7 @@ from xai_fer.data import FER2013_CLASSES, Dataset
 from xai_fer.errors import UserError
 from xai_fer.explain import views
 from xai_fer.explain.attribution import AttributionResult
+from xai_fer.explain.browser import read_data_script
 from xai_fer.explain.pipeline import build_context, run_explain
 
 K = 7
@@ -157,7 +159,7 @@ def test_row_spearman_matches_scipy():
 
 
 def test_method_disagreement_finds_the_image_the_methods_disagree_on(monkeypatch):
-    monkeypatch.setattr(views, "BLOCK", 3)
+    monkeypatch.setattr(method_disagreement, "RANK_BLOCK", 3)  # blocks of 3: a block boundary before rows 4, 7
     labels = np.arange(10) % K
     context = constructed_context(labels, labels)
     rng = np.random.default_rng(2)
@@ -209,3 +211,6 @@ def test_views_end_to_end(tmp_path, all_images, builder, suffix):
     if all_images:
         with h5py.File(out / "maps.h5", "r") as handle:
             assert handle["maps/grad-cam"].shape == (40, 48, 48) and list(handle.attrs["methods"]) == names[:2]
+    shown = read_data_script((out / "_browser" / "data.js").read_text())  # the image browser of the same run
+    assert shown["count"] == 40 and [method["name"] for method in shown["methods"]] == names[:2]
+    assert all(method["rows"] is None for method in shown["methods"]) == all_images  # a map for every image
