@@ -279,7 +279,7 @@ def grad_cam_floor(floors, rows, targets, options):
 def grad_cam_plus_plus_floor(floors, rows, targets, options):
     import numpy as np
 
-    def weigh(activations, gradients):  # Grad-CAM++'s closed form, as the plugin computes it
+    def weigh(activations, gradients):  # Grad-CAM++'s closed form as the paper writes it (the plugin simplifies it)
         squared = gradients ** 2
         denominator = 2 * squared + gradients ** 3 * activations.sum(axis=(1, 2), keepdims=True)
         alpha = squared / np.where(denominator != 0, denominator, 1)

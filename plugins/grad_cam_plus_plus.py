@@ -30,15 +30,16 @@ class GradCamPlusPlus(GradCam):
         layer = options.layer or default_layer(engine.root_model, engine.info)
         activations, gradients = engine.layer_gradients(layer, images, targets)
         # With score exp(S), the closed form's exp(S) factors cancel in alpha and only scale w_k per image,
-        # which the display normalises away; dropping them avoids overflow on large logits.
-        # In place and with einsum: the elementwise terms dominate the cost once the gradients are computed
-        # (a compiled-floor ratio of 1.29 before, about 1.1 after, benchmarks/attribution_speed.py).
-        squared = gradients * gradients
-        denominator = squared * gradients
-        denominator *= activations.sum(axis=(1, 2), keepdims=True)
-        denominator += 2 * squared
-        alpha = np.divide(squared, denominator, out=squared, where=denominator != 0)
-        weights = np.einsum("nhwk,nhwk->nk", alpha, np.maximum(gradients, 0))
+        # which the display normalises away; dropping them avoids overflow on large logits. And alpha x ReLU(g)
+        # = g^2 ReLU(g) / (g^2 (2 + sum(A) g)) = ReLU(g) / (2 + sum(A) g): the same weights in three passes
+        # over the (N, h, w, filters) arrays instead of eight, without g^3 (which underflows for small
+        # gradients), and in place; this arithmetic is all Grad-CAM++ adds to Grad-CAM's cost
+        # (benchmarks/attribution_speed.py).
+        denominator = gradients * activations.sum(axis=(1, 2), keepdims=True)
+        denominator += 2
+        positive = np.maximum(gradients, 0)
+        np.divide(positive, denominator, out=positive, where=(positive > 0) & (denominator != 0))
+        weights = positive.sum(axis=(1, 2))
         return class_activation_maps(activations, weights, *images.shape[1:3])
 
 

@@ -114,6 +114,43 @@ def test_integrated_gradients_completeness_on_a_nonlinear_model(baseline):
     assert np.nanmedian(fine.per_image["completeness_error"]) <= np.nanmedian(coarse.per_image["completeness_error"])
 
 
+class KinkedEngine:
+    """An engine whose score is f(x) = sum over pixels of |x - kink|: piecewise linear like a ReLU network's
+    logit, its gradient along a path jumps wherever a pixel crosses its kink, and because f is a sum over pixels
+    the exact Integrated Gradients of each pixel is known: |x - kink| - |baseline - kink|."""
+
+    data_range = (0.0, 255.0)
+    mid_grey = 127.5
+
+    def __init__(self, kinks):
+        self.kinks = kinks
+
+    def gradients(self, images, classes, return_scores=False):
+        gradient = np.sign(images - self.kinks).astype(np.float32)
+        scores = np.abs(images - self.kinks).reshape(len(images), -1).sum(axis=1)
+        return (gradient, scores.astype(np.float32)) if return_scores else gradient
+
+
+def test_the_adaptive_schedule_makes_the_attributions_themselves_more_accurate():
+    """Most kinks sit near the black baseline (as in the CNN): the adaptive rounds put their points there, and
+    the maps themselves, not only their sum, come closer to the exact attributions than uniform steps do (a
+    schedule tuned to the sum alone makes the pixel errors cancel instead, and fails the first check)."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(32, 255, (6, 12, 12, 1)).astype(np.float32)
+    kinks = (images * rng.uniform(0, 1, images.shape) ** 4).astype(np.float32)  # crossed at t = u^4
+    exact = (np.abs(images - kinks) - np.abs(kinks))[..., 0]
+    engine, targets = KinkedEngine(kinks), np.zeros(6, np.int64)
+    errors = {}
+    for schedule in ("uniform", "adaptive"):
+        maps = IntegratedGradients().attribute(engine, images, targets, IntegratedGradients.Options(
+            steps=64, schedule=schedule))
+        pixel_error = np.linalg.norm((maps.values - exact).reshape(6, -1), axis=1) / np.linalg.norm(
+            exact.reshape(6, -1), axis=1)
+        errors[schedule] = (pixel_error, maps.per_image["completeness_error"])
+    assert np.all(errors["adaptive"][0] < 0.75 * errors["uniform"][0])
+    assert np.median(errors["adaptive"][1]) < np.median(errors["uniform"][1]) / 2
+
+
 @pytest.mark.slow
 def test_integrated_gradients_completeness_on_the_shipped_cnn():
     from xai_fer import reference
@@ -124,7 +161,17 @@ def test_integrated_gradients_completeness_on_the_shipped_cnn():
     rows = np.arange(0, 196, 14)
     result = IntegratedGradients().compute(context, rows, context.predictions[rows],
                                            IntegratedGradients.Options(steps=128))
-    assert np.median(result.per_image["completeness_error"]) <= 0.01
+    errors = result.per_image["completeness_error"]
+    assert np.all(np.isfinite(errors)) and np.median(errors) <= 0.01
+    # The maps themselves: closer than uniform steps' to a dense uniform reference (benchmarks/ig_completeness.py
+    # measures it on 16 PrivateTest images against 4096 steps: relative L2 error 0.008 adaptive, 0.014 uniform).
+    reference = IntegratedGradients().compute(context, rows, context.predictions[rows], IntegratedGradients.Options(
+        steps=1024, schedule="uniform")).values
+    uniform = IntegratedGradients().compute(context, rows, context.predictions[rows], IntegratedGradients.Options(
+        steps=128, schedule="uniform")).values
+    distance = {name: np.median(np.linalg.norm((maps - reference).reshape(len(rows), -1), axis=1))
+                for name, maps in (("adaptive", result.values), ("uniform", uniform))}
+    assert distance["adaptive"] < 0.8 * distance["uniform"]
 
 
 def region_model(size=24, top=4, left=12, side=6):

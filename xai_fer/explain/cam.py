@@ -3,6 +3,8 @@ has a spatial extent), its checks, and the class-activation map from per-filter 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from xai_fer.errors import UserError, did_you_mean
 from xai_fer.lazy import np
 
@@ -37,7 +39,20 @@ def check_layer(info, name: str, who: str) -> None:
                         f"{hint}conv layers: {', '.join(info.conv_layers[-8:])}")
 
 
+@lru_cache(maxsize=32)
+def _interpolation(source: int, target: int) -> np.ndarray:
+    """(target, source): :func:`upsample`'s bilinear interpolation along one axis as a matrix, read off
+    upsample itself (column j: where a line of ones at source pixel j lands)."""
+    lines = np.eye(source, dtype=np.float32)[:, :, None]  # one (source, 1) map per source pixel
+    return np.ascontiguousarray(upsample(lines, target, 1)[:, :, 0].T)
+
+
 def class_activation_maps(activations, weights, height: int, width: int) -> np.ndarray:
-    """ReLU(sum_k weights[k] * activations[..., k]) per image, upsampled to (height, width)."""
+    """ReLU(sum_k weights[k] * activations[..., k]) per image, upsampled to (height, width) as
+    :func:`upsample` does (bilinear is separable: two small matrix products for the whole batch, rather than
+    one image library call per map, which cost as much as the rest of Grad-CAM's arithmetic)."""
     cams = np.maximum(np.einsum("nhwk,nk->nhw", activations, weights), 0).astype(np.float32)
-    return upsample(cams, height, width)
+    if cams.shape[1:] == (height, width):
+        return cams
+    rows, columns = _interpolation(cams.shape[1], height), _interpolation(cams.shape[2], width)
+    return np.matmul(rows, np.matmul(cams, columns.T)).astype(np.float32, copy=False)

@@ -32,6 +32,12 @@ def _batched(function, batch_size: int, *arrays):
     return [function(*(a[start:start + batch_size] for a in arrays)) for start in range(0, len(arrays[0]), batch_size)]
 
 
+def joined(parts: list):
+    """The batches' arrays end to end; a single batch as it is (a copy of Grad-CAM's activations and gradients
+    costs as much as the arithmetic on them)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 @dataclass
 class AttributionEngine:
     """What an attribution method computes with. Made by ``ExplainContext.attribution_engine(score)``.
@@ -86,7 +92,7 @@ class AttributionEngine:
         out = _batched(forward, self.batch_size, images)
         if not out:
             return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
-        return np.concatenate(out).astype(np.float32)
+        return joined(out).astype(np.float32, copy=False)
 
     def layer_gradients(self, layer: str, images, classes):
         """Activations of the layer at path ``layer`` (``backbone/conv3`` inside a nested model) and the
@@ -102,4 +108,4 @@ class AttributionEngine:
         parts = _batched(function, self.batch_size, images, classes)
         if not parts:
             raise ValueError("no images given")
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return joined([p[0] for p in parts]), joined([p[1] for p in parts])

@@ -79,7 +79,9 @@ def input_gradients(model, images, classes, batch_size: int = 128, softmax: bool
         g, s = gradient(images[start:start + batch_size], classes[start:start + batch_size])
         grads.append(g)
         scores.append(s)
-    if grads:
+    if len(grads) == 1:  # one batch: its arrays as they are, no copy
+        out, picked = grads[0], scores[0]
+    elif grads:
         out, picked = np.concatenate(grads), np.concatenate(scores)
     else:
         out, picked = np.zeros(images.shape, np.float32), np.zeros((0,), np.float32)

@@ -53,7 +53,8 @@ def _picked_total(scores, classes):
 
 
 def _float32(*arrays):
-    return tuple(np.asarray(a, dtype=np.float32) for a in arrays)
+    # Copies, writable as TensorFlow's are (np.asarray of a JAX array is a read-only view of its buffer).
+    return tuple(np.array(a, dtype=np.float32) for a in arrays)
 
 
 def input_gradient_function(model_ref, softmax: bool):
@@ -79,7 +80,7 @@ def forward_function(model_ref):
     import jax
 
     forward = jax.jit(lambda trainable, non_trainable, images: _scores(model_ref(), trainable, non_trainable, images))
-    return _padded(lambda images: np.asarray(forward(*_state(model_ref()), images)))
+    return _padded(lambda images: np.array(forward(*_state(model_ref()), images)))  # a writable copy
 
 
 def layer_gradient_function(model_ref, layer, layer_path: str):
