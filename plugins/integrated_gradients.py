@@ -91,6 +91,7 @@ class IntegratedGradients(Attribution):
     description = "Integrated Gradients from a black, mid-grey or blurred baseline, with each image's completeness"
     Options = IntegratedGradientsOptions
     signed = True
+    batch_independent = True  # each image's path, schedule and baseline are its own
     figure_label = "|integrated gradients|"
     map_description = ("sum over channels of (pixel - baseline) x the path-averaged gradient (trapezoid rule); "
                        "signed, shown and masked by magnitude; the maps add up to f(image) - f(baseline)")
