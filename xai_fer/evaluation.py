@@ -31,12 +31,12 @@ def evaluate_arrays(model, x, labels, class_names, tta_flip: bool = False) -> di
     return accuracy_report(predict_probabilities(model, x, tta_flip=tta_flip), np.asarray(labels), class_names)
 
 
-def mirror_averaged_probabilities(context) -> np.ndarray:
-    """Each image's class probabilities averaged with its mirror image's (the reference models' test-time view).
-    The mirrored view is taken in data space, in front of the input adapter: resizing, scaling and channel
-    changes are all left-right symmetric, so it equals mirroring the model's own inputs."""
-    return predict_probabilities(context.data_model(), context.images(), batch_size=context.batch_size,
-                                 tta_flip=True)
+def mirror_averaged_probabilities(seen) -> np.ndarray:
+    """Each image's class probabilities averaged with its mirror image's (the reference models' test-time view),
+    for a :class:`~xai_fer.models.seen.SeenModel`. The mirrored view is taken in data space, in front of the input
+    adapter: resizing, scaling and channel changes are all left-right symmetric, so it equals mirroring the
+    model's own inputs."""
+    return predict_probabilities(seen.data_model(), seen.images(), batch_size=seen.batch_size, tta_flip=True)
 
 
 def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = False) -> dict:
@@ -44,17 +44,17 @@ def evaluate_model(model, dataset, preprocess: str = "auto", tta_flip: bool = Fa
     ``tta_flip`` each image's probabilities are averaged with its mirror image's (the reference models' test-time
     view, so their ``metrics.json`` numbers can be checked from the command line)."""
     from .errors import UserError
-    from .explain.context import check_finite_outputs
+    from .models.seen import check_finite_outputs
 
     if dataset.labels is None:
         raise UserError(f"{dataset.source} has no labels",
                         "evaluate needs labels: pass --labels FILE (.npy or one-column .csv, one per image)")
-    context = seen_from_data(model, dataset, preprocess)
-    context.check_labels_fit(dataset.source)
-    probabilities = mirror_averaged_probabilities(context) if tta_flip else context.probabilities
+    seen = seen_from_data(model, dataset, preprocess)
+    seen.check_labels_fit(dataset.source)
+    probabilities = mirror_averaged_probabilities(seen) if tta_flip else seen.probabilities
     check_finite_outputs(probabilities, dataset)  # the mirrored view's too
-    report = accuracy_report(probabilities, dataset.labels, context.class_names)
-    report["preprocessing"] = {"pixel_scaling": dataset.pixel_scaling, **context.adapter.describe()}
-    report["scaling_choice"] = context.scaling_choice.describe()
+    report = accuracy_report(probabilities, dataset.labels, seen.class_names)
+    report["preprocessing"] = {"pixel_scaling": dataset.pixel_scaling, **seen.adapter.describe()}
+    report["scaling_choice"] = seen.scaling_choice.describe()
     report["tta_flip"] = tta_flip
     return report

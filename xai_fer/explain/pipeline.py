@@ -41,7 +41,7 @@ class ExplainRun:
 def build_context(model, dataset, preprocess: str = "auto", seed: int = 0, batch_size: int = 128) -> ExplainContext:
     """The shared context for a loaded model and dataset (the Python API's entry point): the model seen from the
     data (:func:`xai_fer.models.seen.seen_from_data`), which the explainers of a run then share."""
-    return seen_from_data(model, dataset, preprocess, seed, batch_size)
+    return seen_from_data(model, dataset, preprocess, seed, batch_size, as_class=ExplainContext)
 
 
 def run_explainers(model, dataset, explainers=None, options=None, preprocess="auto", seed=0, progress=None,

@@ -151,10 +151,10 @@ def sample_rows(n: int, labels, size: int, seed: int) -> np.ndarray:
 def _probabilities(model, info, sample, scaling: str, batch_size: int) -> np.ndarray:
     """The model's class probabilities on ``sample`` fed with ``scaling``, as a run would compute them (logits
     get their softmax, a one-output model two classes)."""
-    from ..explain.context import ExplainContext
+    from .seen import SeenModel
 
     adapter = InputAdapter.for_model(scaling, tuple(sample.images.shape[1:]), info.input_shape)
-    return ExplainContext(model=model, info=info, dataset=sample, adapter=adapter, batch_size=batch_size).probabilities
+    return SeenModel(model=model, info=info, dataset=sample, adapter=adapter, batch_size=batch_size).probabilities
 
 
 def _information_terms(probabilities: np.ndarray) -> np.ndarray:
