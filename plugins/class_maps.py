@@ -74,6 +74,7 @@ class ClassMaps(DatasetView):
     name = "class-maps"
     description = "mean attribution map per class and method (all images and correct ones), a class x method grid"
     Options = ClassMapsOptions
+    per_class_view = True
 
     def explain(self, context, options) -> Artifact:
         results = chosen_results(context, options)

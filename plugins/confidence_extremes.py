@@ -62,6 +62,7 @@ class ConfidenceExtremes(DatasetView):
     name = "confidence-extremes"
     description = "the most and least confident images of each class, with every method's map"
     Options = ConfidenceExtremesOptions
+    per_class_view = True
 
     def explain(self, context, options) -> Artifact:
         results = chosen_results(context, options)

@@ -94,6 +94,7 @@ class ConfusionMaps(DatasetView):
     name = "confusion-maps"
     description = "mean maps of the most frequent confusions (A taken for B) beside A->A and B->B, and how they differ"
     Options = ConfusionMapsOptions
+    per_class_view = True
 
     def check(self, context, options) -> None:
         if context.labels is None:

@@ -21,9 +21,11 @@ from xai_fer.cli import app
 ATTRIBUTIONS = ("saliency", "grad-cam", "grad-cam-plus-plus", "smoothgrad", "integrated-gradients", "gradient-x-input",
                 "occlusion", "rise")
 EXPLAINERS = tuple(registry.explainers())  # every built-in explainer runs by default (tests load only those)
-FAST = ["-o", "activation-max.steps=20", "-o", "activation-max.first=4", "-o", "rise.masks=40", "-o",
-        "smoothgrad.samples=2", "-o", "integrated-gradients.steps=4",
-        *[arg for name in ATTRIBUTIONS for arg in ("-o", f"{name}.per_class=1")]]
+SPEED = ["-o", "activation-max.steps=20", "-o", "activation-max.first=4", "-o", "rise.masks=40", "-o",
+         "smoothgrad.samples=2", "-o", "integrated-gradients.steps=4"]
+FAST = [*SPEED,
+        *[arg for name in ATTRIBUTIONS for arg in ("-o", f"{name}.per_class=1")],
+        "-o", "saliency.per_class=2"]  # more than one image per class, so the per-class dataset views apply too
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +264,24 @@ def test_progress_stays_quiet_in_a_pipe_and_lines_are_asked_for(workdir, tmp_pat
         "running saliency...", "running activation-max..."]
     wrong = _explain(workdir, tmp_path / "wrong", "--progress", "sideways", options=quick)
     assert wrong.exit_code == 2 and "--progress 'sideways' is not one of auto, bar, lines, off" in wrong.output
+
+
+def test_per_class_views_are_skipped_with_their_reason_on_one_image_per_class(workdir, tmp_path):
+    """--preset quick explains one image per class: a class's mean map or confidence extremes would only repeat
+    that image's map, so those views are left out of "all" and say why (method-disagreement, which compares
+    methods per image, still runs); asked for by name, such a view is refused in one line; with two images per
+    class it runs."""
+    out = tmp_path / "quick"
+    result = _explain(workdir, out, "--preset", "quick", options=SPEED)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["skipped"]) == {"class-maps", "confusion-maps", "confidence-extremes"}
+    assert all("one image per class" in reason for reason in manifest["skipped"].values())
+    assert "method-disagreement" in manifest["explainers"]
+    named = ["-e", "saliency", "-e", "class-maps", "--preset", "quick"]
+    result = _explain(workdir, tmp_path / "named", *named, options=[])
+    assert result.exit_code == 2 and "one image per class" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "named").exists()
+    result = _explain(workdir, tmp_path / "two", *named, options=["-o", "saliency.per_class=2"])
+    assert result.exit_code == 0, result.output
+    assert "class-maps" in json.loads((tmp_path / "two" / "manifest.json").read_text())["explainers"]

@@ -22,7 +22,9 @@ class Preset:
 
 PRESETS = {
     # The README's first run: every explainer, on one image per class, in under a minute on two CPU cores. The
-    # grids show every image, so the per-image figures (most of a default run's drawing time) are left out.
+    # grids show every image, so the per-image figures (most of a default run's drawing time) are left out. The
+    # dataset views that group images by class skip themselves here, saying why (a class of one image has no
+    # mean or extremes to show: xai_fer.explain.views.DatasetView.per_class_view).
     "quick": Preset(
         "one image per class, no per-image figures, RISE with 200 masks, deletion/insertion curves of 16 steps, a "
         "lighter randomisation check and 8 filters: every explainer in about a minute on a laptop CPU",

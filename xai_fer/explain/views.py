@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..errors import UserError
 from ..lazy import np
 from ..options import option
-from .attribution import Attribution, display_maps, show_image
+from .attribution import Attribution, display_maps, selection_mode, show_image
 
 BLOCK = 1024  # rows read at once
 
@@ -49,17 +49,36 @@ def check_methods(context, options: ViewOptions, who: str, minimum: int = 1) -> 
     context.check_labels_fit(who)
 
 
+def one_image_per_class(context, options: ViewOptions) -> bool:
+    """True when every method the view reads explains a single image per class (``select=per_class`` with
+    ``per_class=1``, as ``--preset quick`` sets) and not every image of the split."""
+    if context.whole_split is not None:
+        return False
+    names = set(options.methods or planned_methods(context))
+    chosen = [item.options for item in context.plan if item.name in names and isinstance(item.explainer, Attribution)]
+    return bool(chosen) and all(selection_mode(chosen_options) == "per_class" and chosen_options.per_class == 1
+                                for chosen_options in chosen)
+
+
 class DatasetView:
     """What every dataset view shares: it reads the run's attribution maps (so it is planned after them), its
     report section is "dataset", and it refuses before any work a run without the methods it reads
-    (``minimum_methods`` of them). A view sets ``name``, ``description``, ``Options`` and ``explain``."""
+    (``minimum_methods`` of them). A view sets ``name``, ``description``, ``Options`` and ``explain``; one that
+    groups images by class sets ``per_class_view`` and is refused (skipped, with this reason, when nobody asked
+    for it) on one image per class, where a class's mean or extremes would only repeat that image's map."""
 
     reads_attributions = True
     report_group = "dataset"
     minimum_methods = 1
+    per_class_view = False
 
     def check(self, context, options) -> None:
         check_methods(context, options, self.name, minimum=self.minimum_methods)
+        if self.per_class_view and one_image_per_class(context, options):
+            raise UserError(f"{self.name}: the attribution methods explain one image per class, so each class's "
+                            "view would only repeat that image's map",
+                            "give them per_class=2 or more (-o NAME.per_class=N), or explain every image "
+                            "with --all-images")
 
 
 def chosen_results(context, options: ViewOptions) -> dict:
