@@ -159,7 +159,7 @@ def explain_model(model=None, data=None, explainers=None, options=None, *, maps_
                                            refused=("out_dir", "overwrite", "max_figures", "command"))
     # The whole split's settings are checked before anything loads; its maps go to a temporary folder by default.
     whole_split = request.whole_split.working_in(Path(maps_dir or tempfile.gettempdir()))
-    loaded, dataset = _loaded(request.read)
+    loaded, dataset = request.read.load()
     temporary = None
     if whole_split is not None and maps_dir is None:
         temporary = Path(tempfile.mkdtemp(prefix="xai-fer-maps-"))
@@ -175,26 +175,6 @@ def explain_model(model=None, data=None, explainers=None, options=None, *, maps_
     if explained.context.whole_split is not None:
         result._closer = weakref.finalize(result, _release, explained.context, temporary)
     return result
-
-
-def _loaded(read) -> tuple:
-    """The model and dataset of ``read`` (:class:`~xai_fer.explain.request.ReadSettings`), loaded where given as
-    paths; a ``Dataset`` made or loaded in Python gets the same split and labels."""
-    from ..data import Dataset, load_dataset
-    from ..data.labels import attach_labels
-    from ..models.loading import load_model
-
-    model, data = read.model, read.data
-    if model is None or isinstance(model, (str, Path)):
-        model = load_model(read.model_path(), unsafe=read.unsafe)
-    if not isinstance(data, Dataset):
-        data = load_dataset(read.data_source(), split=read.split, format=read.data_format, labels=read.labels,
-                            faces=read.faces, allow_mixed_splits=False)
-    else:
-        if read.labels is not None:
-            data = attach_labels(data, read.labels)
-        data = data.select_split(read.split)
-    return model, data
 
 
 def _source(read) -> dict:

@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import atomic, registry
-from ..data import load_dataset
 from ..errors import PluginError, UserError
 from ..models.introspect import RENAMED_WHY
-from ..models.loading import load_model
 from ..models.seen import seen_from_data
 from .artifact import Artifact
 from .browser import BROWSER_FOLDER, context_inputs, write_browser
@@ -102,13 +100,10 @@ def explain_loaded(model, dataset, run: RunSettings, progress=None, planned=None
 
 
 def close_whole_split(context, finished: bool) -> None:
-    """Close a whole split's ``maps.h5`` (nothing to do in an ordinary run) and release its work folder: removed
-    once the report holds the maps (``finished``), else kept with what it holds, and unlocked, so that the same
-    process can resume it (a notebook rerunning the call)."""
-    state = context.whole_split
-    if state is not None:
-        state.close(finished=finished)
-        state.work.__exit__()  # the lock: state.close releases it only with the folder
+    """Close a whole split's ``maps.h5`` and release its work folder (``WholeSplitState.close``); nothing to do in
+    an ordinary run."""
+    if context.whole_split is not None:
+        context.whole_split.close(finished=finished)
 
 
 def _names(run: RunSettings, whole_split) -> list[str] | None:
@@ -224,9 +219,7 @@ def run_request(request: ExplainRequest) -> ExplainRun:
     planned = _plan_before_loading(request)
     inputs = _prepare(request)
     read = request.read
-    model = load_model(inputs.model_path, unsafe=read.unsafe)
-    dataset = load_dataset(inputs.data, split=read.split, format=read.data_format, labels=read.labels,
-                           faces=read.faces, allow_mixed_splits=False)
+    model, dataset = read.load()
     with atomic.stop_signals_as_interrupt():
         # Explainers keep their results in memory: nothing touches the disk until every one has finished,
         # so an interruption while they run (most of a run's time) leaves nothing to clean up.

@@ -44,11 +44,34 @@ class ReadSettings:
         return reference.resolve(self.data) if self.data else reference.sample_path()
 
     def source(self, model_path: Path, data) -> dict:
-        """Where the model and data come from, for an engine whose workers load them (Ray)."""
+        """Where the model and data come from, for an engine whose workers load them (Ray): plain values, which
+        :meth:`from_source` reads back."""
         return {"model_path": str(model_path), "unsafe": self.unsafe, "split": self.split,
                 "data_format": self.data_format,
                 "data": str(data) if isinstance(data, (str, Path)) else [str(item) for item in data],
                 "labels": str(self.labels) if self.labels else None, "faces": self.faces}
+
+    @classmethod
+    def from_source(cls, source: dict) -> ReadSettings:
+        return cls(model=source["model_path"], data=source["data"], split=source.get("split"),
+                   labels=source.get("labels"), faces=source.get("faces", False),
+                   data_format=source.get("data_format"), unsafe=source.get("unsafe", False))
+
+    def load(self) -> tuple:
+        """``(model, dataset)``: loaded from their paths (the bundled ones by default); a model or ``Dataset``
+        given in Python is taken as it is, the Dataset with the split and labels applied."""
+        from ..data import Dataset, load_dataset
+        from ..data.labels import attach_labels
+        from ..models.loading import load_model
+
+        model = self.model
+        if model is None or isinstance(model, (str, Path)):
+            model = load_model(self.model_path(), unsafe=self.unsafe)
+        if not isinstance(self.data, Dataset):
+            return model, load_dataset(self.data_source(), split=self.split, format=self.data_format,
+                                       labels=self.labels, faces=self.faces, allow_mixed_splits=False)
+        data = attach_labels(self.data, self.labels) if self.labels is not None else self.data
+        return model, data.select_split(self.split)
 
 
 @dataclass(frozen=True)

@@ -87,16 +87,12 @@ class AttributionJob:
 
 def context_from_job(job: AttributionJob):
     """A worker's own context, built from the job's sources with the scaling the run chose (no new search)."""
-    from ..data import load_dataset
-    from ..models.loading import load_model
     from .pipeline import build_context
+    from .request import ReadSettings
 
-    source = job.source
-    if not source.get("model_path"):
+    if not job.source.get("model_path"):
         raise ValueError("this job was made from a model in memory: give the engine the run's context")
-    model = load_model(Path(source["model_path"]), unsafe=source.get("unsafe", False))
-    dataset = load_dataset(source["data"], split=source.get("split"), format=source.get("data_format"),
-                           labels=source.get("labels"), faces=source.get("faces", False), allow_mixed_splits=False)
+    model, dataset = ReadSettings.from_source(job.source).load()
     return build_context(model, dataset, job.scaling, job.seed, job.batch_size)
 
 
@@ -168,8 +164,9 @@ class WholeSplitState:
                 **({"started_over": self.work.started_over} if self.work.started_over else {})}
 
     def close(self, finished: bool) -> None:
-        """Close ``maps.h5``; remove the work folder once the report holds the maps (``finished``), else keep it
-        when it holds finished chunks."""
+        """Close ``maps.h5`` and release the work folder: removed once the report holds the maps (``finished``),
+        else kept, unlocked, when it holds finished chunks (the same process can resume it: a notebook rerunning
+        the call)."""
         self.maps_file.close()
         self.work.remove() if finished else self.work.remove_if_empty()
 
@@ -257,7 +254,6 @@ def run_whole_split(context, planned, settings: WholeSplit, source: dict | None 
             work.drop_chunks()  # all in maps.h5 now: the disk holds the maps once
         handle = open_maps(work.maps_path)
     except BaseException:
-        work.__exit__()
         work.remove_if_empty()
         raise
     for name, options in job.methods:

@@ -148,7 +148,9 @@ class WorkFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def remove_if_empty(self) -> None:
-        """After a failure: keep the folder when it holds finished chunks (the next run resumes from them),
-        remove it when it holds nothing worth keeping."""
+        """After a failure or an unfinished run: keep the folder when it holds finished chunks (the next run, in
+        this process or another, resumes from them), remove it when it holds nothing worth keeping. Either way this
+        run stops working in it: the lock goes."""
+        self.__exit__()
         if not any((self.path / "chunks").glob("*.npz")) and not self.maps_path.exists():
             self.remove()
