@@ -11,7 +11,25 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-FER2013_H5 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013.h5"
+ROOT = Path(__file__).resolve().parents[1]
+FER2013_H5 = ROOT.parent / "shared" / "data" / "fer2013.h5"
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """A function that imports ``scripts/<name>.py`` as a module (the scripts are not a package)."""
+    return _load_script
+
+
+def _load_script(name: str):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"xai_fer_script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the script look their module up here
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 listed from what training recorded, and a --cnn that is not the best candidate on validation is refused."""
 
 import hashlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -13,12 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def build():
-    spec = importlib.util.spec_from_file_location("xai_fer_build_reference", ROOT / "scripts" / "build_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def build(load_script):
+    return load_script("build_reference")
 
 
 def _run(folder: Path, public_flip: float, private_flip: float, model: bytes = b"weights", **extra) -> Path:
