@@ -1,5 +1,6 @@
-"""scripts/build_gallery.py --keep-whole-split: the rest of the gallery is rebuilt while the published whole-split
-report, its snippet and its record are carried over unchanged; a gallery without one stops the build in one line."""
+"""scripts/build_gallery.py: with --keep-whole-split the rest of the gallery is rebuilt while the published
+whole-split report, its snippet and its record are carried over unchanged (a gallery without one stops the build in
+one line); what another script made (the image browser's screenshot) is carried over by every build."""
 
 import json
 import shutil
@@ -55,3 +56,17 @@ def test_a_gallery_without_a_whole_split_report_stops_in_one_line(gallery_script
 
     assert "no whole-split report to keep" in str(stopped.value) and "\n" not in str(stopped.value)
     assert not any(staging.iterdir())
+
+
+def test_the_browser_screenshot_made_by_another_script_survives_a_rebuild(gallery_script, tmp_path):
+    gallery, staging = tmp_path / "gallery", tmp_path / "staging"
+    staging.mkdir()
+    (gallery / "browser").mkdir(parents=True)
+    (gallery / "browser" / "privatetest.png").write_bytes(b"\x89PNG screenshot")
+    (gallery / "cnn").mkdir()  # made by the build itself: not carried over
+
+    gallery_script.carry_over_made_elsewhere(gallery, staging)
+
+    assert (staging / "browser" / "privatetest.png").read_bytes() == b"\x89PNG screenshot"
+    assert not (staging / "cnn").exists()
+    gallery_script.carry_over_made_elsewhere(tmp_path / "no-gallery-yet", tmp_path / "other")  # nothing to carry
