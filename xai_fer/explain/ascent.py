@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xai_fer.interrupts import holding_interrupts
 from xai_fer.lazy import np
 
 from . import backends
@@ -147,11 +148,11 @@ def optimise(start, filters, recipe: AscentRecipe, seed: int, optimiser: AscentO
     """Run the ascent from ``start`` ((H, W, C) on [0, 1], the same for every filter); returns (images
     (F, H, W, C) on [0, 1], activations at the start, activations reached). ``progress`` (a
     :mod:`~xai_fer.explain.progress` object) is advanced by the steps done."""
-    run = optimiser.loop(recipe)
+    run, measure = holding_interrupts(optimiser.loop(recipe)), holding_interrupts(optimiser.measure)
     draws = tuple(_drawn(modifier, recipe.steps, seed) for modifier in recipe.modifiers)
     picked = _constant(filters, "int32")
     v0 = _constant(np.broadcast_to(start, (len(filters), *start.shape)), "float32")
-    before = np.asarray(optimiser.measure(v0, picked))
+    before = np.asarray(measure(v0, picked))
     lr = _constant(recipe.learning_rate, "float32")
     weights = tuple(_constant(r.weight, "float32") for r in recipe.regularizers)
     v = v0
@@ -162,7 +163,7 @@ def optimise(start, filters, recipe: AscentRecipe, seed: int, optimiser: AscentO
             end = min(begin + CHUNK, recipe.steps)
             v = run(v, picked, _constant(begin, "int32"), _constant(end, "int32"), lr, weights, draws)
             task.advance(end - begin)
-    after = np.asarray(optimiser.measure(v, picked))
+    after = np.asarray(measure(v, picked))
     return np.asarray(v), before, after
 
 

@@ -4,6 +4,7 @@ oneDNN CPU kernels corrupt memory in EAGER backward passes through some strided 
 
 from __future__ import annotations
 
+from ...interrupts import holding_interrupts
 from .tapping import only_output, tapped
 
 
@@ -21,6 +22,7 @@ def _eager_in_out(function):
     """``function`` called on numpy arrays, numpy back; ``.compiled`` is the ``tf.function`` (its tracing count)."""
     import tensorflow as tf
 
+    @holding_interrupts  # Ctrl-C while TensorFlow traces it breaks TensorFlow: raised once the call returns
     def call(*arrays):
         return _numpy(function(*(tf.constant(a) for a in arrays)))
 
